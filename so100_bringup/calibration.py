@@ -186,10 +186,8 @@ class JointUnitConverter:
 
     def _unwrap(self, cal: MotorCalibration, ticks: float) -> float:
         """Bring a reading to within half a turn of mid-range (0/4095 seam, signed readings)."""
-        mid = self._mid(cal)
-        half = TICKS_PER_REV / 2
-        return ticks - TICKS_PER_REV * math.floor((ticks - mid + half) / TICKS_PER_REV) \
-            if not (-half <= ticks - mid < half) else ticks
+        offset = ticks - self._mid(cal) + TICKS_PER_REV / 2
+        return ticks - TICKS_PER_REV * math.floor(offset / TICKS_PER_REV)
 
     def _gripper_fraction_from_ticks(self, cal: MotorCalibration, ticks: float) -> float:
         frac = (ticks - cal.range_min) / (cal.range_max - cal.range_min)

@@ -89,6 +89,22 @@ def make_random_act(out_dir: str | Path, cameras: Sequence[str] = ("front", "wri
     return out
 
 
+def override_action_stats(out_dir: str | Path, mean: Sequence[float], std: Sequence[float]) -> None:
+    """Rewrite the action mean/std in a saved checkpoint's post-processor (e.g. std ~0 gives a
+    policy whose actions are `mean` whatever it sees: a known answer for tests and benchmarks)."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    files = sorted(Path(out_dir).glob("policy_postprocessor_step_*_unnormalizer_processor.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"no unnormalizer state in {out_dir}")
+    for file in files:
+        state = load_file(str(file))
+        state["action.mean"] = torch.tensor(list(mean), dtype=torch.float32)
+        state["action.std"] = torch.tensor(list(std), dtype=torch.float32)
+        save_file(state, str(file))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("out_dir", type=Path)

@@ -1,0 +1,369 @@
+"""The SO-100/SO-101 arm on a Feetech bus, in URDF radians, with the driver's safety rules.
+
+Plain Python (no rclpy, torch or lerobot). One `cycle()` = one sync read of position, velocity
+and load of every servo + (optionally) one sync write of the six goals. Safety lives here so it
+holds whatever feeds the commands:
+
+* every goal is clamped to the URDF limits (so100_description.joints) and moves at most
+  `max_step` rad per cycle from the previous goal;
+* a goal is only written while torque is on and every servo answers; otherwise the arm holds;
+* enabling torque first sets each goal to the measured position (no jump);
+* a servo that stops answering, or the port vanishing, puts the arm in a fault state that is
+  retried every `reconnect_period` s and cleared when the hardware is back (the caller re-syncs
+  its command to the measured position via `resync_count`).
+"""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from so100_bringup.calibration import JointUnitConverter, MotorCalibration
+from so100_bringup.feetech.bus import BusError, CommError, FeetechBus, PortLostError
+from so100_bringup.feetech.registers import HEALTH_BLOCK, REGISTERS, STATE_BLOCK, decode_block, error_text
+from so100_description.joints import GRIPPER_JOINTS, JOINT_NAMES, joint_limits
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ArmConfig:
+    port: str
+    calibration: Mapping[str, MotorCalibration]
+    variant: str = "so101"
+    baudrate: int = 1_000_000
+    timeout_ms: float = 10.0  # wait for a status packet beyond its wire time
+    retries: int = 2  # extra tries of a failed read/write
+    max_step: float = 0.05  # rad per cycle a goal may move
+    write_calibration: bool = True  # write the file's homing/limits to EEPROM when they differ
+    p_coefficient: int = 16  # LeRobot's SO follower defaults
+    i_coefficient: int = 0
+    d_coefficient: int = 32
+    acceleration: int = 254
+    return_delay: int = 0
+    gripper_max_torque: int = 500  # 0.1 %: LeRobot limits the gripper to 50 % torque
+    gripper_protection_current: int = 250  # 6.5 mA units: 50 % of max current
+    gripper_overload_torque: int = 25  # % torque when overloaded
+    reconnect_period: float = 0.5  # s between attempts to get a lost port / servo back
+    lost_after: int = 3  # consecutive missed cycles before a servo counts as lost
+
+
+@dataclass
+class ArmReading:
+    stamp: float  # time.monotonic()
+    positions: np.ndarray  # rad, JOINT_NAMES order
+    velocities: np.ndarray  # rad/s
+    efforts: np.ndarray  # N*m, from Present_Load (fraction of stall torque)
+    fresh: np.ndarray  # bool: answered this cycle
+
+
+@dataclass
+class JointHealth:
+    temperature: float = float("nan")  # deg C
+    voltage: float = float("nan")  # V
+    load: float = float("nan")  # fraction of max torque, signed
+    current: float = float("nan")  # A
+    error: int = 0  # status-packet error bits
+
+
+@dataclass
+class ArmStatus:
+    connected: bool = False
+    torque_enabled: bool = False
+    fault: str = ""  # empty when healthy
+    lost_ids: list[int] = field(default_factory=list)
+    goal_ticks: dict[str, int] = field(default_factory=dict)
+
+
+class SO100Arm:
+    def __init__(self, config: ArmConfig, bus: FeetechBus | None = None,
+                 clock: Callable[[], float] = time.monotonic):
+        self.config = config
+        self.joints: tuple[str, ...] = JOINT_NAMES
+        self.converter = JointUnitConverter(config.calibration, "degrees", config.variant)
+        self.ids = {j: config.calibration[j].id for j in self.joints}
+        self.names = {i: j for j, i in self.ids.items()}
+        self.bus = bus or FeetechBus(config.port, list(self.ids.values()), config.baudrate,
+                                     config.timeout_ms, config.retries)
+        limits = joint_limits(config.variant)
+        self.lower = np.array([limits[j].lower for j in self.joints])
+        self.upper = np.array([limits[j].upper for j in self.joints])
+        self.effort_scale = np.array([limits[j].effort for j in self.joints])
+        self._clock = clock
+        self.status = ArmStatus()
+        self.goal: np.ndarray | None = None  # rad, last goal written (None until known)
+        self.last: ArmReading | None = None
+        self.health: dict[str, JointHealth] = {j: JointHealth() for j in self.joints}
+        self.resync_count = 0  # bumps whenever the caller must restart from the measured position
+        self.writes = 0
+        self.clamped = 0  # goals changed by the limit clamp
+        self.step_limited = 0  # goals changed by the max-step rule
+        self._want_torque = False
+        self._misses = {i: 0 for i in self.ids.values()}
+        self._next_retry = 0.0
+
+    # -- connection --------------------------------------------------------------------------
+    def connect(self, torque: bool = True) -> ArmReading:
+        """Open the port, check the servos and their calibration, configure them like LeRobot,
+        hold the current pose, and (with `torque`) enable torque. Raises BusError subclasses."""
+        self._want_torque = torque
+        if not self.bus.connected:
+            self.bus.open()
+        try:
+            self.bus.verify(names=self.names)
+            for servo_id in self.ids.values():
+                self._configure_servo(servo_id)
+            reading = self._read_all(required=True)
+            self._hold_at(reading.positions)
+            self._set_torque(torque)
+        except PortLostError:
+            raise
+        except BusError:
+            self.bus.close()
+            raise
+        self.status.connected, self.status.fault, self.status.lost_ids = True, "", []
+        self.resync_count += 1
+        return reading
+
+    def close(self, disable_torque: bool = False) -> None:
+        if disable_torque and self.bus.connected:
+            try:
+                self._set_torque(False)
+            except BusError:
+                pass
+        self.bus.close()
+        self.status.connected = False
+
+    def _configure_servo(self, servo_id: int) -> None:
+        """What LeRobot's SO follower writes on connect, plus the calibration check."""
+        c = self.config
+        joint = self.names[servo_id]
+        bus = self.bus
+        torque_was_on = bus.read(servo_id, "Torque_Enable") == 1
+        cal = c.calibration[joint]
+        eeprom = {"Homing_Offset": cal.homing_offset, "Min_Position_Limit": cal.range_min,
+                  "Max_Position_Limit": cal.range_max}
+        current = {name: bus.read(servo_id, name) for name in eeprom}
+        wanted = {"Return_Delay_Time": c.return_delay, "Maximum_Acceleration": c.acceleration,
+                  "Acceleration": c.acceleration, "Operating_Mode": 0, "P_Coefficient": c.p_coefficient,
+                  "I_Coefficient": c.i_coefficient, "D_Coefficient": c.d_coefficient}
+        if joint in GRIPPER_JOINTS:
+            wanted.update({"Max_Torque_Limit": c.gripper_max_torque,
+                           "Protection_Current": c.gripper_protection_current,
+                           "Overload_Torque": c.gripper_overload_torque})
+        if current != eeprom:
+            if not c.write_calibration:
+                raise BusError(
+                    f"servo {servo_id} ({joint}) on {bus.port} holds homing/limits {current} but the calibration "
+                    f"file says {eeprom}: set write_calibration:=true to write the file to the servos (LeRobot does "
+                    f"this when you accept the file), or recalibrate")
+            log.warning("servo %d (%s): writing calibration %s over %s", servo_id, joint, eeprom, current)
+            wanted.update(eeprom)
+        present = {name: bus.read(servo_id, name) for name in wanted}
+        changes = {n: v for n, v in wanted.items() if present[n] != v}
+        phase = bus.read(servo_id, "Phase")
+        if phase & 0x10:  # angle feedback mode 0: positions stay in 0..4095 (as LeRobot sets it)
+            changes["Phase"] = phase & ~0x10
+        if not changes:
+            return
+        if torque_was_on:
+            bus.write(servo_id, "Torque_Enable", 0)
+        bus.write(servo_id, "Lock", 0)
+        for name in ("Homing_Offset", "Min_Position_Limit", "Max_Position_Limit"):
+            if name in changes:  # homing before the limits, which are in homed ticks
+                bus.write(servo_id, name, changes.pop(name))
+        for name, value in changes.items():
+            bus.write(servo_id, name, value)
+        bus.write(servo_id, "Lock", 1)
+
+    # -- torque ------------------------------------------------------------------------------
+    @property
+    def torque_enabled(self) -> bool:
+        return self.status.torque_enabled
+
+    def set_torque(self, enabled: bool) -> None:
+        """Torque on (after setting goals to the measured pose) or off (limp). Raises BusError."""
+        self._want_torque = enabled
+        if self.bus.connected and not self.status.fault:
+            self._set_torque(enabled)
+
+    def _set_torque(self, enabled: bool) -> None:
+        if enabled:
+            reading = self._read_all(required=True)
+            self._hold_at(reading.positions)
+        for servo_id in self.ids.values():
+            self.bus.write(servo_id, "Torque_Enable", 1 if enabled else 0)
+            self.bus.write(servo_id, "Lock", 1)
+        self.status.torque_enabled = enabled
+        self.resync_count += 1
+
+    def hold(self) -> None:
+        """Hold the measured pose (e-stop, watchdog): the goal becomes the last reading."""
+        if self.last is not None and self.bus.connected and not self.status.fault:
+            try:
+                self._hold_at(self.last.positions)
+            except BusError as exc:
+                self._on_error(exc)
+        self.resync_count += 1
+
+    def _hold_at(self, positions: np.ndarray) -> None:
+        target = np.clip(positions, self.lower, self.upper)
+        self._write_ticks(target)
+        self.goal = target
+
+    # -- cycle -------------------------------------------------------------------------------
+    def cycle(self, command: Sequence[float] | np.ndarray | None = None) -> ArmReading | None:
+        """Read the arm; write `command` (rad, JOINT_NAMES order) when it is safe to.
+
+        Returns None while the port is gone. Never raises for bus faults."""
+        now = self._clock()
+        if not self.bus.connected or not self.status.connected:
+            if now >= self._next_retry:
+                self._next_retry = now + self.config.reconnect_period
+                self._try_reconnect()
+            return None
+        try:
+            reading = self._read_all(required=False)
+            self._track_lost(reading, now)
+            if command is not None and self.status.torque_enabled and not self.status.fault:
+                self.write_goal(command)
+            return reading
+        except BusError as exc:
+            self._on_error(exc)
+            return None
+
+    def write_goal(self, command: Sequence[float] | np.ndarray) -> dict[str, int]:
+        """Clamp, step-limit and sync-write one goal per joint. Non-finite commands hold."""
+        cmd = np.asarray(command, dtype=np.float64).reshape(-1)
+        if cmd.shape[0] != len(self.joints):
+            raise ValueError(f"command has {cmd.shape[0]} values for joints {self.joints}")
+        base = self.goal if self.goal is not None else (self.last.positions if self.last else None)
+        if base is None:
+            raise BusError("no measured position yet; cannot write a goal")
+        cmd = np.where(np.isfinite(cmd), cmd, base)  # a NaN joint keeps its previous goal
+        clamped = np.clip(cmd, self.lower, self.upper)
+        self.clamped += int(np.any(clamped != cmd))
+        step = np.clip(clamped - base, -self.config.max_step, self.config.max_step)
+        target = np.clip(base + step, self.lower, self.upper)
+        self.step_limited += int(np.any(target != clamped))
+        ticks = self._write_ticks(target)
+        self.goal = target
+        return ticks
+
+    def _write_ticks(self, target: np.ndarray) -> dict[str, int]:
+        ticks = {j: self.converter.radians_to_ticks(j, float(p)) for j, p in zip(self.joints, target)}
+        self.bus.sync_write("Goal_Position", {self.ids[j]: t for j, t in ticks.items()})
+        self.writes += 1
+        self.status.goal_ticks = ticks
+        return ticks
+
+    def _read_all(self, required: bool) -> ArmReading:
+        ids = [self.ids[j] for j in self.joints if self.ids[j] not in self.status.lost_ids]
+        start, size = STATE_BLOCK
+        data = self.bus.sync_read(start, size, ids) if not required else self.bus.sync_read_retry(start, size, ids)
+        if required and len(data) < len(self.joints):
+            missing = [self.names[i] for i in self.ids.values() if i not in data]
+            raise CommError(f"servo(s) {missing} on {self.bus.port} did not answer the state read")
+        prev = self.last
+        pos = prev.positions.copy() if prev else np.zeros(len(self.joints))
+        vel = np.zeros(len(self.joints))
+        eff = np.zeros(len(self.joints))
+        fresh = np.zeros(len(self.joints), dtype=bool)
+        for k, joint in enumerate(self.joints):
+            raw = data.get(self.ids[joint])
+            if raw is None:
+                continue
+            values = decode_block(start, raw, ("Present_Position", "Present_Velocity", "Present_Load"))
+            pos[k] = self.converter.ticks_to_radians(joint, values["Present_Position"])
+            vel[k] = values["Present_Velocity"] * self.converter.radians_per_tick(joint)
+            eff[k] = values["Present_Load"] / 1000.0 * self.effort_scale[k]
+            fresh[k] = True
+        reading = ArmReading(self._clock(), pos, vel, eff, fresh)
+        if prev is None and not fresh.all():
+            reading.positions[~fresh] = np.nan
+        self.last = reading
+        return reading
+
+    def _track_lost(self, reading: ArmReading, now: float) -> None:
+        for k, joint in enumerate(self.joints):
+            servo_id = self.ids[joint]
+            if servo_id in self.status.lost_ids:
+                continue
+            self._misses[servo_id] = 0 if reading.fresh[k] else self._misses[servo_id] + 1
+            if self._misses[servo_id] >= self.config.lost_after:
+                self.status.lost_ids.append(servo_id)
+                self.status.fault = (f"servo {servo_id} ({joint}) on {self.bus.port} stopped answering; "
+                                     "holding the other joints (check its cable and power)")
+                log.error(self.status.fault)
+                self._next_retry = now + self.config.reconnect_period
+        if self.status.lost_ids and now >= self._next_retry:
+            self._next_retry = now + self.config.reconnect_period
+            self._try_revive()
+
+    def _try_revive(self) -> None:
+        for servo_id in list(self.status.lost_ids):
+            if self.bus.ping(servo_id) is None:
+                return
+        try:  # everyone answers again: reconfigure (a power-cycled servo forgot its RAM settings)
+            for servo_id in list(self.status.lost_ids):
+                self._configure_servo(servo_id)
+            self.status.lost_ids = []
+            self._misses = {i: 0 for i in self.ids.values()}
+            reading = self._read_all(required=True)
+            self._hold_at(reading.positions)
+            self._set_torque(self._want_torque)
+            self.status.fault = ""
+            log.warning("all servos answer again on %s; holding the measured pose", self.bus.port)
+        except BusError as exc:
+            self._on_error(exc)
+
+    def _try_reconnect(self) -> None:
+        if not self.bus.connected and not self.bus.reopen():
+            return
+        try:
+            self.status.lost_ids = []
+            self.connect(torque=self._want_torque)
+            log.warning("reconnected to %s; holding the measured pose", self.bus.port)
+        except BusError as exc:
+            self._on_error(exc)
+
+    def _on_error(self, exc: Exception) -> None:
+        if isinstance(exc, PortLostError):
+            self.bus.close()
+            self.status.connected = False
+            self.status.fault = str(exc)
+        else:
+            self.status.fault = self.status.fault or str(exc)
+        log.error("%s", exc)
+
+    # -- health ------------------------------------------------------------------------------
+    def read_health(self) -> dict[str, JointHealth]:
+        """Temperature, voltage, load, current and error bits (one sync read; missing joints keep
+        their previous values). Never raises for bus faults."""
+        if not self.bus.connected or not self.status.connected:
+            return self.health
+        start, size = HEALTH_BLOCK
+        ids = [i for i in self.ids.values() if i not in self.status.lost_ids]
+        try:
+            data = self.bus.sync_read(start, size, ids)
+        except BusError as exc:
+            self._on_error(exc)
+            return self.health
+        for servo_id, raw in data.items():
+            v = decode_block(start, raw, ("Present_Load", "Present_Voltage", "Present_Temperature",
+                                          "Present_Current"))
+            self.health[self.names[servo_id]] = JointHealth(
+                temperature=float(v["Present_Temperature"]), voltage=v["Present_Voltage"] / 10.0,
+                load=v["Present_Load"] / 1000.0, current=v["Present_Current"] * 0.0065,
+                error=self.bus.stats.last_servo_error.get(servo_id, 0))
+        return self.health
+
+    @staticmethod
+    def error_text(error: int) -> str:
+        return error_text(error)
+
+
+__all__ = ["ArmConfig", "ArmReading", "ArmStatus", "JointHealth", "SO100Arm", "REGISTERS"]

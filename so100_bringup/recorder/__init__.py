@@ -1,0 +1,1 @@
+"""Demonstration recorder: ROS topics -> LeRobot dataset (core.py plain Python, node.py rclpy)."""

@@ -1,0 +1,316 @@
+"""Recorder core (no rclpy): LeRobot frames from SI joint positions and images, written as
+episodes through lerobot's own `LeRobotDataset` API.
+
+Keys and units are those of a LeRobot SO-100/SO-101 dataset recorded with `lerobot-record`:
+``observation.state`` and ``action`` name ``<motor>.pos`` in LeRobot units (degrees or
+-100..100 for the arm, 0..100 for the gripper) through the project's one unit converter,
+``observation.images.<camera>`` are H x W x 3 uint8 RGB, one task string per episode.
+
+Durability: LeRobot keeps its data and episode-metadata parquet writers open across episodes
+and only writes their footers in ``finalize()``; a process killed mid-recording would leave
+every episode of the open file unreadable. `DatasetSession` therefore finalizes the dataset
+after each saved episode and re-opens it with ``LeRobotDataset.resume`` for the next one
+(each episode lands in its own data/video/meta file), so a crash only ever loses the episode
+being recorded.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from so100_description.joints import JOINT_NAMES
+
+log = logging.getLogger(__name__)
+
+STATE_KEY = "observation.state"
+ACTION_KEY = "action"
+IMAGE_PREFIX = "observation.images."
+DEFAULT_ROBOT_TYPE = "so_follower"  # what lerobot 0.6.1's SO-100/SO-101 follower records
+
+
+class RecorderError(RuntimeError):
+    """An operation the recorder cannot do right now; the message says why."""
+
+
+class FrameError(ValueError):
+    """Inputs that cannot become a dataset frame (missing joint, NaN, wrong image)."""
+
+
+def motor_feature_names(joints: Sequence[str] = JOINT_NAMES) -> list[str]:
+    return [f"{j}.pos" for j in joints]
+
+
+def dataset_features(camera_shapes: Mapping[str, tuple[int, int]], use_videos: bool = True,
+                     joints: Sequence[str] = JOINT_NAMES) -> dict[str, dict]:
+    """LeRobot feature spec for state + action (`<motor>.pos`) and one RGB stream per camera.
+
+    Built with lerobot's own `hw_to_dataset_features`, as `lerobot-record` does."""
+    from lerobot.utils.feature_utils import hw_to_dataset_features
+
+    motors = {name: float for name in motor_feature_names(joints)}
+    cams = {}
+    for name, hw in camera_shapes.items():
+        height, width = int(hw[0]), int(hw[1])
+        if height <= 0 or width <= 0:
+            raise ValueError(f"camera {name!r} needs a positive image size, got {hw}")
+        cams[name] = (height, width, 3)
+    features = hw_to_dataset_features(motors, "action", use_videos)
+    features.update(hw_to_dataset_features({**motors, **cams}, "observation", use_videos))
+    return features
+
+
+def camera_shapes_of(features: Mapping[str, dict]) -> dict[str, tuple[int, int]]:
+    return {key[len(IMAGE_PREFIX):]: (int(ft["shape"][0]), int(ft["shape"][1]))
+            for key, ft in features.items() if key.startswith(IMAGE_PREFIX)}
+
+
+def _positions_vector(converter, positions: Mapping[str, float], joints: Sequence[str], what: str) -> np.ndarray:
+    missing = [j for j in joints if j not in positions]
+    if missing:
+        raise FrameError(f"{what} lacks joint(s) {missing}")
+    bad = [j for j in joints if not math.isfinite(float(positions[j]))]
+    if bad:
+        raise FrameError(f"{what} has non-finite values for {bad}")
+    return converter.state_vector(positions, joints).astype(np.float32)
+
+
+def fit_rgb(rgb: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """Resize an H x W x 3 uint8 frame to hw = (height, width) (no-op when it already fits)."""
+    if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+        raise FrameError(f"expected an H x W x 3 uint8 RGB image, got {rgb.dtype} {rgb.shape}")
+    if rgb.shape[:2] == tuple(hw):
+        return rgb
+    import cv2
+
+    interp = cv2.INTER_AREA if rgb.shape[0] > hw[0] else cv2.INTER_LINEAR
+    return cv2.resize(np.ascontiguousarray(rgb), (hw[1], hw[0]), interpolation=interp)
+
+
+class FrameBuilder:
+    """SI positions + RGB images -> one LeRobot frame dict (the keys `add_frame` expects)."""
+
+    def __init__(self, converter, camera_shapes: Mapping[str, tuple[int, int]],
+                 joints: Sequence[str] = JOINT_NAMES):
+        self.converter = converter
+        self.camera_shapes = {k: (int(v[0]), int(v[1])) for k, v in camera_shapes.items()}
+        self.joints = tuple(joints)
+        self.resized_cameras: set[str] = set()  # cameras whose frames had to be resized
+
+    def build(self, state: Mapping[str, float], action: Mapping[str, float],
+              images: Mapping[str, np.ndarray], task: str) -> dict:
+        if not task:
+            raise FrameError("empty task string")
+        frame: dict = {STATE_KEY: _positions_vector(self.converter, state, self.joints, "joint state"),
+                       ACTION_KEY: _positions_vector(self.converter, action, self.joints, "action")}
+        for cam, hw in self.camera_shapes.items():
+            if cam not in images or images[cam] is None:
+                raise FrameError(f"no image from camera {cam!r}")
+            rgb = np.asarray(images[cam])
+            if rgb.shape[:2] != hw:
+                self.resized_cameras.add(cam)
+            frame[IMAGE_PREFIX + cam] = fit_rgb(rgb, hw)
+        frame["task"] = task
+        return frame
+
+
+@dataclass(frozen=True)
+class SavedEpisode:
+    index: int
+    frames: int
+    task: str
+
+
+class DatasetSession:
+    """One LeRobot dataset on disk, recorded episode by episode.
+
+    ``open()`` creates the dataset (or resumes an existing one at `root` after checking that
+    fps and features agree), ``start(task)`` / ``add(frame)`` / ``save()`` / ``discard()``
+    record episodes, ``close()`` finalizes. Every saved episode is on disk and readable before
+    ``save()`` returns.
+    """
+
+    def __init__(self, root: str | Path, repo_id: str, fps: int, features: Mapping[str, dict] | None,
+                 robot_type: str = DEFAULT_ROBOT_TYPE, use_videos: bool = True,
+                 video_codec: str = "libsvtav1", image_writer_threads: int = 4):
+        if fps <= 0:
+            raise ValueError(f"fps must be positive, got {fps}")
+        self.root = Path(root).expanduser()
+        self.repo_id = repo_id
+        self.fps = int(fps)
+        self.features = dict(features) if features is not None else None
+        self.robot_type = robot_type
+        self.use_videos = use_videos
+        self.video_codec = video_codec
+        self.image_writer_threads = int(image_writer_threads)
+        self._ds = None
+        self._task: str | None = None
+        self._frames = 0
+
+    # -- state ------------------------------------------------------------------------------
+    @staticmethod
+    def exists(root: str | Path) -> bool:
+        return (Path(root).expanduser() / "meta" / "info.json").is_file()
+
+    @property
+    def is_open(self) -> bool:
+        return self._ds is not None
+
+    @property
+    def recording(self) -> bool:
+        return self._task is not None
+
+    @property
+    def episode_frames(self) -> int:
+        return self._frames
+
+    @property
+    def total_episodes(self) -> int:
+        return int(self._ds.meta.total_episodes) if self._ds is not None else 0
+
+    @property
+    def total_frames(self) -> int:
+        return int(self._ds.meta.total_frames) if self._ds is not None else 0
+
+    @property
+    def task(self) -> str | None:
+        return self._task
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def _encoder(self):
+        from lerobot.configs.video import RGBEncoderConfig
+
+        return RGBEncoderConfig(vcodec=self.video_codec)
+
+    def open(self) -> None:
+        from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+        if self._ds is not None:
+            return
+        if self.exists(self.root):
+            self._ds = self._resume()
+            found = {k: v for k, v in self._ds.meta.features.items() if k == STATE_KEY or k == ACTION_KEY
+                     or k.startswith(IMAGE_PREFIX)}
+            found_fps = int(self._ds.meta.fps)
+            if found_fps != self.fps:
+                self._abandon()
+                raise RecorderError(f"dataset at {self.root} was recorded at {found_fps} fps, not {self.fps}; "
+                                    "use another root or the same fps")
+            if self.features is not None:
+                problem = _feature_mismatch(found, self.features)
+                if problem:
+                    self._abandon()
+                    raise RecorderError(f"dataset at {self.root} does not match this recorder: {problem}; "
+                                        "use another root")
+            self.features = found
+            # Frames of an episode interrupted by a crash are still in the staging dir.
+            self._clean_staging()
+            log.info("resumed dataset %s: %d episodes, %d frames", self.root, self.total_episodes,
+                     self.total_frames)
+        else:
+            if self.features is None:
+                raise RecorderError("cannot create a dataset without its features (camera sizes unknown)")
+            if self.root.exists() and any(self.root.iterdir()):
+                raise RecorderError(f"{self.root} exists, is not empty and holds no LeRobot dataset "
+                                    "(meta/info.json); pick an empty or new directory")
+            if self.root.exists():
+                self.root.rmdir()  # LeRobot's create() insists on making the directory itself
+            self._ds = LeRobotDataset.create(
+                repo_id=self.repo_id, fps=self.fps, features=self.features, root=self.root,
+                robot_type=self.robot_type, use_videos=self.use_videos,
+                image_writer_threads=self.image_writer_threads,
+                rgb_encoder=self._encoder() if self.use_videos else None,
+                metadata_buffer_size=1)
+            log.info("created dataset %s", self.root)
+
+    def _resume(self):
+        from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+        return LeRobotDataset.resume(self.repo_id, root=self.root,
+                                     image_writer_threads=self.image_writer_threads,
+                                     rgb_encoder=self._encoder() if self.use_videos else None)
+
+    def _abandon(self) -> None:
+        ds, self._ds = self._ds, None
+        if ds is not None:
+            try:
+                ds.finalize()
+            except Exception:  # nothing was written by this session
+                pass
+
+    def _clean_staging(self) -> None:
+        staging = self.root / "images"
+        if staging.is_dir():
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def start(self, task: str) -> None:
+        if self._ds is None:
+            raise RecorderError("dataset is not open")
+        if self._task is not None:
+            raise RecorderError(f"already recording episode {self.total_episodes}")
+        if not task or not task.strip():
+            raise RecorderError("an episode needs a non-empty task string")
+        self._task = task.strip()
+        self._frames = 0
+
+    def add(self, frame: dict) -> None:
+        if self._task is None:
+            raise RecorderError("no episode is being recorded")
+        frame = dict(frame)
+        frame["task"] = self._task
+        self._ds.add_frame(frame)
+        self._frames += 1
+
+    def save(self) -> SavedEpisode:
+        """Write the current episode; it is readable on disk when this returns."""
+        if self._task is None:
+            raise RecorderError("no episode is being recorded")
+        if self._frames == 0:
+            raise RecorderError("the episode has no frames yet (are all inputs arriving?)")
+        index, frames, task = self.total_episodes, self._frames, self._task
+        self._ds.save_episode(parallel_encoding=False)  # no process pool inside a DDS process
+        self._task, self._frames = None, 0
+        # Close the parquet writers (footers) so this episode survives a crash, then reopen.
+        self._ds.finalize()
+        self._ds = self._resume()
+        return SavedEpisode(index=index, frames=frames, task=task)
+
+    def discard(self) -> int:
+        """Drop the current episode's frames; returns how many were dropped."""
+        if self._task is None:
+            raise RecorderError("no episode is being recorded")
+        dropped = self._frames
+        self._ds.clear_episode_buffer(delete_images=True)
+        self._task, self._frames = None, 0
+        return dropped
+
+    def close(self) -> None:
+        """Discard an unfinished episode and finalize the dataset."""
+        if self._ds is None:
+            return
+        if self._task is not None:
+            log.warning("closing with an unsaved episode of %d frames: discarded", self._frames)
+            try:
+                self.discard()
+            except Exception as exc:  # still finalize what is saved
+                log.error("discarding the open episode failed: %s", exc)
+        self._ds.finalize()
+        self._ds = None
+
+
+def _feature_mismatch(found: Mapping[str, dict], wanted: Mapping[str, dict]) -> str:
+    if set(found) != set(wanted):
+        return f"features {sorted(found)} vs {sorted(wanted)}"
+    for key, ft in wanted.items():
+        if tuple(found[key]["shape"]) != tuple(ft["shape"]):
+            return f"{key} has shape {tuple(found[key]['shape'])}, recorder wants {tuple(ft['shape'])}"
+        if list(found[key].get("names") or []) != list(ft.get("names") or []) and not key.startswith(IMAGE_PREFIX):
+            return f"{key} names {found[key].get('names')} vs {ft.get('names')}"
+        if found[key]["dtype"] != ft["dtype"]:
+            return f"{key} dtype {found[key]['dtype']} vs {ft['dtype']}"
+    return ""

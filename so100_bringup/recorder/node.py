@@ -1,0 +1,372 @@
+"""Recorder node: cameras + /joint_states + commanded actions -> LeRobot dataset episodes.
+
+Actions come from one of two sources (parameter `action_source`):
+* "trajectory": the JointTrajectory topics a policy or the scripted expert publishes, fed into
+  the shared TrajectoryFollower and sampled at each recorded frame (what the follower would
+  command at that instant, on the node clock / sim time);
+* "leader": a leader arm's /leader/joint_states (teleoperation).
+
+A timer at `fps` takes the latest of every input; a frame whose inputs are missing or older
+than `max_age_s` is skipped and counted. Services ~/start_episode, ~/stop_episode (save) and
+~/discard_episode (std_srvs/Trigger); the task string of an episode is the `task` parameter or
+the latest /vla/instruction. Progress goes to the log and /diagnostics.
+"""
+from __future__ import annotations
+
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import rclpy
+from diagnostic_msgs.msg import DiagnosticArray
+from rclpy.node import Node
+from sensor_msgs.msg import Image, JointState
+from std_msgs.msg import String
+from std_srvs.srv import Trigger
+
+from so100_bringup.calibration import (ArmUnits, CalibrationError, JointUnitConverter, load_calibration,
+                                       nominal_calibration)
+from so100_bringup.follower import TrajectoryFollower
+from so100_bringup.follower_ros import TrajectoryFollowerBridge
+from so100_bringup.recorder.core import (DEFAULT_ROBOT_TYPE, DatasetSession, FrameBuilder, FrameError,
+                                         RecorderError, camera_shapes_of, dataset_features)
+from so100_bringup.ros_common import (ERROR, IMAGE_QOS, OK, STATE_QOS, WARN, declare_params, diagnostic_array,
+                                      diagnostic_status, now_seconds)
+from so100_description.joints import JOINT_NAMES, joint_limits, strip_prefix
+
+ACTION_SOURCES = ("trajectory", "leader")
+
+PARAMS = {
+    "root": ("", "dataset directory (created, or resumed when it already holds a LeRobot dataset)"),
+    "repo_id": ("local/so101_recording", "dataset repo id stored in its metadata (never pushed)"),
+    "fps": (30, "recording rate (Hz); the dataset's fps"),
+    "cameras": (["front", "wrist"], "camera names; images come from camera_topic with {name} filled in"),
+    "camera_topic": ("/camera/{name}/image_raw", "sensor_msgs/Image topic pattern per camera"),
+    "image_width": (0, "stored image width (px); 0 = size of the first frame received"),
+    "image_height": (0, "stored image height (px); 0 = size of the first frame received"),
+    "joint_states_topic": ("/joint_states", "follower arm state (observation.state)"),
+    "action_source": ("trajectory", "where actions come from: 'trajectory' (commanded JointTrajectory, "
+                      "sampled at record time) or 'leader' (/leader/joint_states)"),
+    "leader_topic": ("/leader/joint_states", "leader arm joint states (action_source=leader)"),
+    "arm_trajectory_topic": ("/arm_controller/joint_trajectory", "arm JointTrajectory (action_source=trajectory)"),
+    "gripper_trajectory_topic": ("/gripper_controller/joint_trajectory",
+                                 "gripper JointTrajectory (action_source=trajectory)"),
+    "instruction_topic": ("/vla/instruction", "std_msgs/String; the latest one is the next episode's task"),
+    "task": ("pick the cube and place it in the target area", "task string when no instruction arrived"),
+    "joint_prefix": ("", "prefix of the joint names on the topics"),
+    "variant": ("so101", "arm variant (joint limits, gripper range)"),
+    "calibration_file": ("", "LeRobot calibration JSON of the follower; empty = nominal (sim)"),
+    "arm_units": ("degrees", "LeRobot arm units: 'degrees' or 'range_m100_100'"),
+    "max_age_s": (0.5, "skip a frame when any input is older than this (s, since receipt)"),
+    "max_episode_s": (0.0, "save the episode automatically after this long (s); 0 = never"),
+    "use_videos": (True, "store cameras as MP4 video (LeRobot default) instead of PNG images"),
+    "video_codec": ("libsvtav1", "video codec: libsvtav1 (LeRobot default), h264, hevc"),
+    "robot_type": (DEFAULT_ROBOT_TYPE, "robot_type written to the dataset metadata"),
+    "image_writer_threads": (4, "threads writing camera frames during an episode"),
+    "diagnostics_period_s": (1.0, "period of /diagnostics and the progress log line (s)"),
+}
+
+
+class _Latest:
+    """The latest value of one input with its receipt time (monotonic, s)."""
+    __slots__ = ("value", "received")
+
+    def __init__(self) -> None:
+        self.value = None
+        self.received = -1.0
+
+    def set(self, value) -> None:
+        self.value, self.received = value, time.monotonic()
+
+    def age(self, now: float) -> float:
+        return float("inf") if self.received < 0 else now - self.received
+
+
+class RecorderNode(Node):
+    def __init__(self, **kwargs):
+        super().__init__("recorder", **kwargs)
+        p = declare_params(self, PARAMS)
+        self.p = p
+        if not p["root"]:
+            raise ValueError("parameter 'root' (dataset directory) is required")
+        if p["action_source"] not in ACTION_SOURCES:
+            raise ValueError(f"action_source must be one of {ACTION_SOURCES}, got {p['action_source']!r}")
+        if int(p["fps"]) <= 0:
+            raise ValueError("fps must be positive")
+        self.prefix: str = p["joint_prefix"]
+        self.joints = tuple(JOINT_NAMES)
+        self.converter = JointUnitConverter(self._calibration(p), ArmUnits(p["arm_units"]), p["variant"])
+        self.cameras: list[str] = [c for c in p["cameras"] if c]
+        self._lock = threading.Lock()
+        self._state = _Latest()
+        self._leader = _Latest()
+        self._images = {c: _Latest() for c in self.cameras}
+        self._task_from_topic: str | None = None
+        self.skipped = 0
+        self.skip_reason = ""
+        self.last_error = ""
+        self.last_saved = None
+        self._episode_started = 0.0
+
+        size = (int(p["image_height"]), int(p["image_width"]))
+        self._fixed_size = size if size[0] > 0 and size[1] > 0 else None
+        self.session = DatasetSession(Path(p["root"]).expanduser(), p["repo_id"], int(p["fps"]), None,
+                                      robot_type=p["robot_type"], use_videos=bool(p["use_videos"]),
+                                      video_codec=p["video_codec"],
+                                      image_writer_threads=int(p["image_writer_threads"]))
+        self.builder: FrameBuilder | None = None
+        if DatasetSession.exists(self.session.root):  # resume now: counts and sizes are known
+            self._open_session(None)
+
+        self.create_subscription(JointState, p["joint_states_topic"], self._on_state, STATE_QOS)
+        for cam in self.cameras:
+            topic = p["camera_topic"].format(name=cam)
+            self.create_subscription(Image, topic, lambda msg, c=cam: self._on_image(c, msg), IMAGE_QOS)
+        if p["instruction_topic"]:
+            self.create_subscription(String, p["instruction_topic"], self._on_instruction, STATE_QOS)
+        self.follower: TrajectoryFollower | None = None
+        if p["action_source"] == "leader":
+            self.create_subscription(JointState, p["leader_topic"], self._on_leader, STATE_QOS)
+        else:
+            names = [self.prefix + j for j in self.joints]
+            lims = joint_limits(p["variant"])
+            self.follower = TrajectoryFollower(names, [0.0] * len(names),
+                                               lower=[lims[j].lower for j in self.joints],
+                                               upper=[lims[j].upper for j in self.joints])
+            self._follower_seeded = False
+            self.bridge = TrajectoryFollowerBridge(self, self.follower, p["arm_trajectory_topic"],
+                                                   p["gripper_trajectory_topic"])
+
+        self.create_service(Trigger, "~/start_episode", self._srv_start)
+        self.create_service(Trigger, "~/stop_episode", self._srv_stop)
+        self.create_service(Trigger, "~/discard_episode", self._srv_discard)
+        self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+        self.create_timer(1.0 / float(p["fps"]), self._tick)
+        self.create_timer(float(p["diagnostics_period_s"]), self._report)
+        self.get_logger().info(
+            f"recording into {self.session.root} at {p['fps']} fps, cameras {self.cameras}, actions from "
+            f"{p['action_source']}; {self.session.total_episodes} episodes on disk")
+
+    # -- setup --------------------------------------------------------------------------------
+    @staticmethod
+    def _calibration(p):
+        if p["calibration_file"]:
+            return load_calibration(p["calibration_file"])
+        return nominal_calibration(p["variant"])
+
+    def _open_session(self, camera_shapes) -> None:
+        if not DatasetSession.exists(self.session.root):
+            self.session.features = dataset_features(camera_shapes, bool(self.p["use_videos"]), self.joints)
+        self.session.open()
+        shapes = camera_shapes_of(self.session.features)
+        if set(shapes) != set(self.cameras):
+            found = sorted(shapes)
+            self.session.close()
+            raise RecorderError(f"dataset at {self.session.root} has cameras {found}, this recorder "
+                                f"records {sorted(self.cameras)}")
+        self.builder = FrameBuilder(self.converter, shapes, self.joints)
+
+    # -- inputs -------------------------------------------------------------------------------
+    def _positions(self, msg: JointState) -> dict[str, float] | None:
+        if len(msg.position) != len(msg.name):
+            self._input_error(f"JointState with {len(msg.name)} names but {len(msg.position)} positions")
+            return None
+        return {strip_prefix(n, self.prefix): float(x) for n, x in zip(msg.name, msg.position)}
+
+    def _input_error(self, text: str) -> None:
+        self.last_error = text
+        self.get_logger().warn(text, throttle_duration_sec=2.0)
+
+    def _on_state(self, msg: JointState) -> None:
+        pos = self._positions(msg)
+        if pos is None:
+            return
+        with self._lock:
+            merged = dict(self._state.value or {})
+            merged.update(pos)  # /joint_states may come in parts (arm, gripper)
+            self._state.set(merged)
+        if self.follower is not None and not self._follower_seeded and all(j in merged for j in self.joints):
+            # Until a trajectory arrives the commanded position is where the arm is.
+            self.follower.hold(now_seconds(self), [merged[j] for j in self.joints])
+            self._follower_seeded = True
+
+    def _on_leader(self, msg: JointState) -> None:
+        pos = self._positions(msg)
+        if pos is not None:
+            with self._lock:
+                merged = dict(self._leader.value or {})
+                merged.update(pos)
+                self._leader.set(merged)
+
+    def _on_image(self, cam: str, msg: Image) -> None:
+        from vla_policy_node.image_conversion import image_msg_to_rgb
+
+        try:
+            rgb = image_msg_to_rgb(msg, use_cv_bridge=False)
+        except ValueError as exc:
+            self._input_error(f"camera {cam}: {exc}")
+            return
+        with self._lock:
+            self._images[cam].set(rgb)
+
+    def _on_instruction(self, msg: String) -> None:
+        text = msg.data.strip()
+        if text:
+            self._task_from_topic = text
+
+    # -- recording ----------------------------------------------------------------------------
+    def _action_positions(self, now_mono: float) -> tuple[dict[str, float] | None, str]:
+        if self.follower is not None:
+            if not self._follower_seeded:
+                return None, "no /joint_states yet to seed the commanded position"
+            positions, _vel = self.follower.sample(now_seconds(self))
+            return {j: float(x) for j, x in zip(self.joints, positions)}, ""
+        age = self._leader.age(now_mono)
+        if age > float(self.p["max_age_s"]):
+            return None, f"leader joint states {'missing' if age == float('inf') else f'{age:.2f} s old'}"
+        return dict(self._leader.value), ""
+
+    def _tick(self) -> None:
+        if not self.session.recording:
+            return
+        now = time.monotonic()
+        max_age = float(self.p["max_age_s"])
+        with self._lock:
+            reason = ""
+            stale = [name for name, slot in [("joint_states", self._state)] +
+                     [(f"camera {c}", self._images[c]) for c in self.cameras] if slot.age(now) > max_age]
+            if stale:
+                reason = f"stale or missing input: {', '.join(stale)}"
+            state = dict(self._state.value or {})
+            images = {c: self._images[c].value for c in self.cameras}
+        action = None
+        if not reason:
+            action, reason = self._action_positions(now)
+        if not reason:
+            try:
+                frame = self.builder.build(state, action, images, self.session.task)
+                self.session.add(frame)
+            except FrameError as exc:
+                reason = str(exc)
+        if reason:
+            self.skipped += 1
+            self.skip_reason = reason
+            self.get_logger().warn(f"frame skipped: {reason}", throttle_duration_sec=2.0)
+        max_s = float(self.p["max_episode_s"])
+        if max_s > 0 and time.monotonic() - self._episode_started >= max_s:
+            ok, text = self.stop_episode()
+            (self.get_logger().info if ok else self.get_logger().error)(f"max_episode_s reached: {text}")
+
+    def start_episode(self) -> tuple[bool, str]:
+        if self.session.recording:
+            return False, f"already recording episode {self.session.total_episodes}"
+        try:
+            if self.builder is None:
+                with self._lock:
+                    missing = [c for c in self.cameras if self._images[c].value is None]
+                    shapes = {c: self._fixed_size or self._images[c].value.shape[:2] for c in self.cameras
+                              if self._images[c].value is not None}
+                if missing and self._fixed_size is None:
+                    return False, (f"no frame yet from camera(s) {missing}: image sizes unknown (set "
+                                   "image_width/image_height or wait for the cameras)")
+                self._open_session({c: self._fixed_size or shapes[c] for c in self.cameras})
+            task = self._task_from_topic or self.p["task"]
+            self.session.start(task)
+        except (RecorderError, ValueError, OSError) as exc:
+            self.last_error = str(exc)
+            return False, str(exc)
+        self.skipped = 0
+        self._episode_started = time.monotonic()
+        text = f"recording episode {self.session.total_episodes}: {task!r}"
+        self.get_logger().info(text)
+        return True, text
+
+    def stop_episode(self) -> tuple[bool, str]:
+        try:
+            t0 = time.monotonic()
+            saved = self.session.save()
+        except (RecorderError, ValueError, OSError, RuntimeError) as exc:
+            self.last_error = str(exc)
+            return False, str(exc)
+        self.last_saved = saved
+        resized = sorted(self.builder.resized_cameras) if self.builder else []
+        text = (f"saved episode {saved.index} ({saved.frames} frames, {saved.frames / float(self.p['fps']):.1f} s, "
+                f"{self.skipped} skipped) in {time.monotonic() - t0:.1f} s; "
+                f"{self.session.total_episodes} episodes, {self.session.total_frames} frames in {self.session.root}")
+        if resized:
+            text += f"; frames of {resized} were resized to the dataset size"
+        self.get_logger().info(text)
+        return True, text
+
+    def discard_episode(self) -> tuple[bool, str]:
+        try:
+            dropped = self.session.discard()
+        except RecorderError as exc:
+            return False, str(exc)
+        text = f"discarded the episode ({dropped} frames); {self.session.total_episodes} episodes kept"
+        self.get_logger().info(text)
+        return True, text
+
+    def _srv(self, fn, response):
+        response.success, response.message = fn()
+        return response
+
+    def _srv_start(self, _req, response):
+        return self._srv(self.start_episode, response)
+
+    def _srv_stop(self, _req, response):
+        return self._srv(self.stop_episode, response)
+
+    def _srv_discard(self, _req, response):
+        return self._srv(self.discard_episode, response)
+
+    # -- reporting ----------------------------------------------------------------------------
+    def _report(self) -> None:
+        recording = self.session.recording
+        level, message = OK, "idle"
+        if recording:
+            message = f"recording episode {self.session.total_episodes} ({self.session.episode_frames} frames)"
+            if self.skipped:
+                level, message = WARN, f"{message}; {self.skipped} frames skipped: {self.skip_reason}"
+            self.get_logger().info(message)
+        elif self.last_error:
+            level, message = ERROR, f"idle; last error: {self.last_error}"
+        values = {"episodes_saved": self.session.total_episodes, "frames_saved": self.session.total_frames,
+                  "recording": recording, "episode_frames": self.session.episode_frames,
+                  "skipped_frames": self.skipped, "root": str(self.session.root),
+                  "task": self.session.task or (self._task_from_topic or self.p["task"])}
+        self._diag_pub.publish(diagnostic_array(self, [diagnostic_status(
+            f"{self.get_name()}: recorder", level, message, values)]))
+
+    def close(self) -> None:
+        try:
+            self.session.close()
+        except Exception as exc:  # shutdown: report, do not mask the original exit
+            self.get_logger().error(f"closing the dataset failed: {exc}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    rclpy.init(args=argv)
+    node = None
+    try:
+        node = RecorderNode()
+        rclpy.spin(node)
+    except KeyboardInterrupt:
+        pass
+    except (ValueError, RecorderError, CalibrationError) as exc:
+        print(f"recorder: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if node is not None:
+            node.close()
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

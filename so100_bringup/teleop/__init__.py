@@ -1,0 +1,1 @@
+"""Teleoperation sources: a scripted sim expert and a leader-arm publisher."""

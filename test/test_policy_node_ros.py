@@ -1,0 +1,231 @@
+"""The policy node over real DDS: node in its own process, fake cameras/joint states here.
+
+Policies are small random-initialised ACTs saved to a temp dir and loaded by path. The "known
+answer" policy has its action std set to ~0, so whatever it sees it outputs the saved mean
+(LeRobot degrees / gripper percent): the trajectories must converge to exactly that, in radians.
+"""
+from __future__ import annotations
+
+import math
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+rclpy = pytest.importorskip("rclpy", reason="rclpy not installed (make setup installs the ROS 2 Jazzy wheels)")
+pytest.importorskip("torch", reason="torch is not installed (pip install so100_vla[policy])")
+pytest.importorskip("lerobot", reason="lerobot is not installed (pip install so100_vla[policy])")
+
+from std_srvs.srv import SetBool, Trigger  # noqa: E402
+
+from so100_description.joints import ARM_JOINTS, joint_limits  # noqa: E402
+from vla_policy_node.testing import (Spinner, call_service, make_fake_io_node, start_policy_node,  # noqa: E402
+                                     stop_process, wait_for)
+from vla_policy_node.tools.make_random_act import make_random_act, override_action_stats  # noqa: E402
+
+pytestmark = pytest.mark.ros
+HW = (48, 64)
+FPS = 30.0
+TARGET = [30.0, -20.0, 10.0, 0.0, 45.0, 50.0]  # LeRobot degrees x5, gripper percent
+
+
+def _expected_radians():
+    lim = joint_limits()["gripper"]
+    return [math.radians(v) for v in TARGET[:5]] + [lim.lower + 0.5 * (lim.upper - lim.lower)]
+
+
+@pytest.fixture(scope="module")
+def known_policy(tmp_path_factory):
+    path = make_random_act(tmp_path_factory.mktemp("act") / "known", cameras=("front", "wrist"), image_hw=HW,
+                           chunk_size=15, seed=1)
+    override_action_stats(path, mean=TARGET, std=[1e-6] * 6)
+    return path
+
+
+@pytest.fixture(scope="module")
+def nan_policy(tmp_path_factory):
+    path = make_random_act(tmp_path_factory.mktemp("act") / "nan", cameras=("front",), image_hw=HW,
+                           chunk_size=15, seed=2)
+    override_action_stats(path, mean=[float("nan")] * 6, std=[1.0] * 6)
+    return path
+
+
+@pytest.fixture()
+def ros(rclpy_context, tmp_path):
+    procs: list[subprocess.Popen] = []
+    spinners: list[Spinner] = []
+
+    class Env:
+        context = rclpy_context
+        logs = tmp_path
+
+        def node(self, params, name="node"):
+            base = {"torch_threads": 1, "fps": FPS, "diagnostics_period": 0.2}
+            base.update(params)
+            proc = start_policy_node(base, log_path=str(tmp_path / f"{name}.log"))
+            procs.append(proc)
+            return proc
+
+        def io(self, cameras, **kw):
+            io = make_fake_io_node(cameras, context=rclpy_context, **kw)
+            spinners.append(Spinner([io], rclpy_context))
+            return io
+
+        def log(self, name="node"):
+            return (tmp_path / f"{name}.log").read_text()
+
+    yield Env()
+    for proc in procs:
+        stop_process(proc)
+    for sp in spinners:
+        sp.stop()
+        for node in sp.nodes:
+            node.destroy_node()
+
+
+CAMS = {"front": ("/camera/front/image_raw", HW, "rgb8"),
+        "wrist": ("/camera/wrist/image_raw", (120, 160), "bgr8")}  # other size: resized in the node
+
+
+def _diag(io):
+    if not io.recorder.diagnostics:
+        return None
+    status = io.recorder.diagnostics[-1].status[0]
+    return status.level[0] if isinstance(status.level, bytes) else status.level, status.message, \
+        {kv.key: kv.value for kv in status.values}
+
+
+def _count(io):
+    with io.lock:
+        return len(io.recorder.arm)
+
+
+def test_node_runs_policy_and_obeys_start_stop_estop(ros, known_policy):
+    io = ros.io(CAMS)
+    ros.node({"policy_path": str(known_policy), "autostart": False})
+    assert wait_for(lambda: _diag(io) is not None, 60), ros.log()
+    assert wait_for(lambda: "stopped" in _diag(io)[1], 10)
+    time.sleep(0.5)
+    assert _count(io) == 0  # nothing moves before ~/enable
+
+    resp = call_service(io, SetBool, "/vla_policy_node/enable", SetBool.Request(data=True))
+    assert resp.success, resp.message
+    assert wait_for(lambda: _count(io) >= 8, 30), ros.log()
+    with io.lock:
+        arm, grip = list(io.recorder.arm), list(io.recorder.gripper)
+    assert arm[0].joint_names == list(ARM_JOINTS) and grip[0].joint_names == ["gripper"]
+    dt = 1.0 / FPS
+    for traj in arm:
+        # time_from_start at the policy's fps: dt, 2dt, ...
+        assert traj.times == pytest.approx(dt * np.arange(1, len(traj.times) + 1), abs=1e-6)
+        # and the first knot is not in the past when it arrives (past actions were dropped)
+        assert traj.stamp + traj.times[0] >= traj.received - 0.05
+        assert traj.velocities.shape == traj.positions.shape
+    # splices: each new trajectory starts on the previous one (no jump)
+    for prev, new in zip(arm, arm[1:]):
+        t_new = new.stamp + new.times[0]
+        t_prev = prev.stamp + prev.times
+        if t_prev[0] <= t_new <= t_prev[-1]:
+            expected = np.array([np.interp(t_new, t_prev, prev.positions[:, j]) for j in range(5)])
+            assert new.positions[0] == pytest.approx(expected, abs=0.02)
+    # units: the known-answer policy's LeRobot degrees/percent arrive as radians
+    assert wait_for(lambda: np.allclose(io.recorder.arm[-1].positions[-1], _expected_radians()[:5], atol=1e-3), 15)
+    assert io.recorder.gripper[-1].positions[-1][0] == pytest.approx(_expected_radians()[5], abs=1e-3)
+    level, message, values = _diag(io)
+    assert message == "running" and float(values["inference_latency_ms"]) > 0
+
+    # task instruction over /vla/instruction reaches the node
+    from std_msgs.msg import String
+    pub = io.create_publisher(String, "/vla/instruction", 10)
+    assert wait_for(lambda: (pub.publish(String(data="stack the cubes")) or
+                             _diag(io)[2].get("task") == "stack the cubes"), 10)
+
+    # stop = hold: one single-point trajectory at the current setpoint, then silence
+    resp = call_service(io, SetBool, "/vla_policy_node/enable", SetBool.Request(data=False))
+    assert resp.success
+    time.sleep(0.4)
+    n = _count(io)
+    hold = io.recorder.arm[-1]
+    assert len(hold.points if hasattr(hold, "points") else hold.positions) == 1
+    assert np.all(hold.velocities == 0)
+    time.sleep(0.6)
+    assert _count(io) == n
+
+    # resume, then e-stop
+    call_service(io, SetBool, "/vla_policy_node/enable", SetBool.Request(data=True))
+    assert wait_for(lambda: _count(io) >= n + 3, 20)
+    resp = call_service(io, Trigger, "/vla_policy_node/estop", Trigger.Request())
+    assert resp.success
+    assert wait_for(lambda: "e-stop" in _diag(io)[1], 5)
+    time.sleep(0.3)
+    n = _count(io)
+    assert len(io.recorder.arm[-1].positions) == 1
+    time.sleep(0.6)
+    assert _count(io) == n
+
+
+def test_node_survives_bad_inputs_and_waits_on_stale_ones(ros, known_policy):
+    io = ros.io(CAMS)
+    ros.node({"policy_path": str(known_policy), "autostart": True, "max_image_age": 0.3})
+    assert wait_for(lambda: _count(io) >= 3, 60), ros.log()
+
+    from sensor_msgs.msg import Image, JointState
+    from so100_bringup.ros_common import IMAGE_QOS
+    bad_img = io.create_publisher(Image, "/camera/front/image_raw", IMAGE_QOS)
+    bad_state = io.create_publisher(JointState, "/joint_states", 10)
+    assert wait_for(lambda: bad_img.get_subscription_count() >= 1 and bad_state.get_subscription_count() >= 1, 10)
+    for _ in range(5):
+        bad_img.publish(Image(height=4, width=4, encoding="yuv422", step=8, data=bytes(32)))
+        bad_img.publish(Image(height=4, width=4, encoding="rgb8", step=12, data=bytes(7)))  # truncated
+        bad_state.publish(JointState(name=["shoulder_pan"], position=[0.0]))  # missing joints
+        bad_state.publish(JointState(name=["a", "b"], position=[0.0]))  # size mismatch
+        time.sleep(0.05)
+    assert wait_for(lambda: int(_diag(io)[2]["image_errors"]) >= 5
+                    and int(_diag(io)[2]["rejected_joint_states"]) >= 5, 10), _diag(io)
+    with io.lock:
+        assert all(np.all(np.isfinite(t.positions)) for t in io.recorder.arm)
+    assert _diag(io)[1] == "running"  # good inputs keep flowing: still running
+
+    # cameras go silent: frames become stale, inference stops, diagnostics say why
+    io.publish_images = False
+    assert wait_for(lambda: "stale" in _diag(io)[1], 10), _diag(io)
+    time.sleep(0.5)
+    n = _count(io)
+    time.sleep(0.8)
+    assert _count(io) == n
+    io.publish_images = True  # and it resumes on fresh frames
+    assert wait_for(lambda: _count(io) > n, 20)
+
+
+def test_nan_policy_output_holds_and_reports_error(ros, nan_policy):
+    io = ros.io({"front": CAMS["front"]}, joint_positions=[0.1, 0.2, 0.3, 0.0, 0.0, 0.5])
+    ros.node({"policy_path": str(nan_policy), "autostart": True})
+    assert wait_for(lambda: _diag(io) is not None and _diag(io)[0] == 2, 60), ros.log()
+    level, message, values = _diag(io)
+    assert "non-finite" in message and values["enabled"] == "False"
+    assert wait_for(lambda: _count(io) >= 1, 5)
+    with io.lock:
+        trajs = list(io.recorder.arm)
+    assert len(trajs) == 1 and len(trajs[0].positions) == 1  # only the hold, never a NaN chunk
+    assert trajs[0].positions[0] == pytest.approx([0.1, 0.2, 0.3, 0.0, 0.0])
+
+
+@pytest.mark.parametrize("params,match", [
+    ({"policy_path": "/nonexistent/policy"}, "does not exist"),
+    ({"cameras": "front,wrist,top"}, r"camera key\(s\) \['top'\] are not inputs"),
+    ({"cameras": "front"}, r"needs camera\(s\) \['wrist'\]"),
+    ({"arm_units": "radians"}, "unknown arm_units"),
+    ({"action_space": "ee_delta"}, r"ee_actions|action has 6 dimensions; the node's action space needs 7"),
+])
+def test_startup_errors_are_clear(known_policy, params, match):
+    full = {"policy_path": str(known_policy), **params}
+    proc = start_policy_node(full)
+    try:
+        _out, err = proc.communicate(timeout=120)
+    finally:
+        stop_process(proc)
+    assert proc.returncode == 1
+    import re
+    assert re.search(match, err), err

@@ -1,0 +1,608 @@
+"""Inverse kinematics for the 5-DOF SO-100 / SO-101 arm (no rclpy import).
+
+A 5-DOF arm cannot reach an arbitrary 6-D pose: for a given tool position the approach
+direction (where the jaws point) can only pitch in the arm's vertical plane, and the roll
+about it is the wrist_roll joint. Targets are therefore *position first, orientation second*:
+
+- the tool position (3 constraints) is the primary task;
+- an approach direction, or a full rotation, is a secondary task solved in the null space of
+  the position task, so it never costs position accuracy and is met as well as the
+  kinematics allow (exactly when the target came from the arm's own forward kinematics).
+
+Solvers are seeded from the current joint state, respect joint limits, and can bound the
+per-joint step from the seed (`max_step`): an unreachable target then yields the best pose
+reachable within that box plus a warning, never a jump.
+
+Backends: `MoveItIK` when `moveit_py` (module `moveit`) imports, using the robot's own MoveIt
+config (pick_ik); otherwise `PinocchioIK`, a damped least-squares solver on the project's URDF.
+Both implement `IKSolver`.
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+from dataclasses import dataclass, field
+from typing import Protocol, Sequence
+
+import numpy as np
+
+from so100_description.joints import ARM_JOINTS, JOINT_NAMES, limit_arrays
+
+LOG = logging.getLogger(__name__)
+
+DEFAULT_TIP_FRAME = "tcp"
+DEFAULT_BASE_FRAME = "base_link"
+
+
+@dataclass(frozen=True)
+class IKTarget:
+    """A tool target in the base frame. `approach` and `rotation` are mutually exclusive."""
+
+    position: np.ndarray  # (3,) m
+    approach: np.ndarray | None = None  # (3,) direction the jaws point (normalised here)
+    rotation: np.ndarray | None = None  # (3, 3) full tool orientation, met as far as 5 DOF allow
+
+    def __post_init__(self) -> None:
+        pos = np.asarray(self.position, dtype=float).reshape(-1)
+        if pos.shape != (3,) or not np.all(np.isfinite(pos)):
+            raise ValueError(f"IK target position must be 3 finite numbers, got {self.position!r}")
+        object.__setattr__(self, "position", pos)
+        if self.approach is not None and self.rotation is not None:
+            raise ValueError("give either an approach direction or a rotation, not both")
+        if self.approach is not None:
+            a = np.asarray(self.approach, dtype=float).reshape(-1)
+            norm = float(np.linalg.norm(a)) if a.shape == (3,) else 0.0
+            if not np.isfinite(norm) or norm < 1e-9:
+                raise ValueError(f"IK approach must be a non-zero 3-vector, got {self.approach!r}")
+            object.__setattr__(self, "approach", a / norm)
+        if self.rotation is not None:
+            r = np.asarray(self.rotation, dtype=float)
+            if r.shape != (3, 3) or not np.all(np.isfinite(r)):
+                raise ValueError("IK target rotation must be a finite 3x3 matrix")
+            u, _, vt = np.linalg.svd(r)  # re-orthonormalise (policies output approximate rotations)
+            r = u @ vt
+            if np.linalg.det(r) < 0:
+                raise ValueError("IK target rotation is a reflection, not a rotation")
+            object.__setattr__(self, "rotation", r)
+
+
+@dataclass
+class IKResult:
+    q: np.ndarray  # (5,) rad, in the solver's `joint_names` order (ARM_JOINTS)
+    position_error: float  # m, |target - achieved|
+    approach_error: float  # rad, angle between target and achieved approach (0 when not asked)
+    rotation_error: float  # rad, geodesic angle to the target rotation (0 when not asked)
+    reached: bool  # position (and approach, when asked) within tolerance
+    step_limited: bool = False  # the max_step box was active at the solution
+    message: str = ""
+    iterations: int = 0
+
+
+class IKSolver(Protocol):
+    joint_names: tuple[str, ...]
+    lower: np.ndarray
+    upper: np.ndarray
+    approach_axis: np.ndarray  # the tool's approach direction in the tip frame
+
+    def fk(self, q: Sequence[float]) -> np.ndarray: ...  # 4x4 tip pose in the base frame
+
+    def solve(self, target: IKTarget, seed: Sequence[float],
+              max_step: float | Sequence[float] | None = None, warn: bool = True) -> IKResult: ...
+
+    def solve_path(self, targets: Sequence[IKTarget], seed: Sequence[float],
+                   max_step: float | Sequence[float] | None = None) -> list[IKResult]: ...
+
+    def frame_pose(self, frame: str, q: Sequence[float]) -> np.ndarray: ...  # 4x4 in the base frame
+
+
+def moveit_available() -> bool:
+    """True when MoveIt's Python bindings (ROS package moveit_py, module `moveit`) import."""
+    try:
+        return importlib.util.find_spec("moveit") is not None and \
+            importlib.util.find_spec("moveit.planning") is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def approach_of(pose: np.ndarray, approach_axis: np.ndarray) -> np.ndarray:
+    return pose[:3, :3] @ approach_axis
+
+
+def _angle_between(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.arctan2(np.linalg.norm(np.cross(a, b)), float(np.dot(a, b))))
+
+
+def _rotation_angle(r: np.ndarray) -> float:
+    return float(np.arccos(np.clip((np.trace(r) - 1.0) / 2.0, -1.0, 1.0)))
+
+
+def _rotation_log(r: np.ndarray) -> np.ndarray:
+    """so(3) log of a rotation matrix (axis * angle), robust near 0 and pi."""
+    angle = _rotation_angle(r)
+    if angle < 1e-9:
+        return np.zeros(3)
+    if np.pi - angle < 1e-6:
+        # axis from the symmetric part: R = I + 2 n n^T - ... at pi
+        m = (r + np.eye(3)) / 2.0
+        n = m[:, int(np.argmax(np.diag(m)))]
+        return n / np.linalg.norm(n) * angle
+    w = np.array([r[2, 1] - r[1, 2], r[0, 2] - r[2, 0], r[1, 0] - r[0, 1]])
+    return w * (angle / (2.0 * np.sin(angle)))
+
+
+def _wrap(angle: float) -> float:
+    return float((angle + np.pi) % (2.0 * np.pi) - np.pi)
+
+
+def _skew(v: np.ndarray) -> np.ndarray:
+    return np.array([[0.0, -v[2], v[1]], [v[2], 0.0, -v[0]], [-v[1], v[0], 0.0]])
+
+
+def _lm_step(jac: np.ndarray, r: np.ndarray, lam: float, eye: np.ndarray) -> np.ndarray:
+    jtj = jac.T @ jac
+    return -np.linalg.solve(jtj + lam * (eye + np.diag(np.diag(jtj))), jac.T @ r)
+
+
+def _damped_pinv(j: np.ndarray, damping: float) -> np.ndarray:
+    return j.T @ np.linalg.inv(j @ j.T + (damping ** 2) * np.eye(j.shape[0]))
+
+
+@dataclass
+class SolverSettings:
+    position_tolerance: float = 1e-3  # m: success threshold reported in IKResult.reached
+    approach_tolerance: float = np.deg2rad(1.0)  # rad
+    max_iterations: int = 100
+    restarts: int = 8  # extra random seeds after the structured ones (inside the step box) when the seeded solve fails
+    damping: float = 1e-3  # initial Levenberg-Marquardt damping
+    orientation_weight: float = 0.1  # m per rad: 1 deg of approach error weighs like 1.7 mm
+    first_pass_weight_ratio: float = 0.05  # light orientation weight of the first pass
+    first_pass_iterations: int = 30
+    polish_iterations: int = 20  # position-only steps when the orientation cannot be met
+    max_iteration_step: float = 0.4  # rad per iteration: keeps Newton steps in the linear range
+    # (shoulder_lift, elbow_flex) shapes tried with the target's pan angle before random restarts
+    restart_postures: tuple[tuple[float, float], ...] = ((-1.0, 1.0), (1.0, -1.0), (-1.0, -1.0),
+                                                         (1.0, 1.0))
+    seed: int = 0  # RNG seed for restarts (deterministic results)
+    converge_position: float = 1e-5  # m: stop iterating below these
+    converge_angle: float = 1e-4  # rad
+
+
+class PinocchioIK:
+    """Hierarchical damped least squares on a pinocchio model of the project's URDF.
+
+    Primary task: tool position. Secondary task (in the primary's null space): approach direction
+    or full rotation. Joint limits (and the optional step box around the seed) are enforced by
+    projection after every iteration; failed seeded solves are retried from random starts inside
+    the same box, and the best result (reached first, then closest to the seed) wins.
+    """
+
+    def __init__(self, urdf_xml: str, tip_frame: str = DEFAULT_TIP_FRAME,
+                 base_frame: str = DEFAULT_BASE_FRAME, joint_names: Sequence[str] = ARM_JOINTS,
+                 variant: str = "so101", prefix: str = "",
+                 settings: SolverSettings | None = None,
+                 approach_axis: Sequence[float] | None = None) -> None:
+        import pinocchio as pin
+
+        self._pin = pin
+        self.settings = settings or SolverSettings()
+        full = pin.buildModelFromXML(urdf_xml)
+        self.joint_names = tuple(joint_names)
+        self._prefix = prefix
+        wanted = [prefix + j for j in self.joint_names]
+        missing = [j for j in wanted if not full.existJointName(j)]
+        if missing:
+            raise ValueError(f"URDF has no joint(s) {missing}; joints: {list(full.names)[1:]}")
+        # Lock every joint that is not an arm joint (the gripper) at its neutral position.
+        locked = [full.getJointId(n) for n in full.names[1:] if n not in wanted]
+        self.model = pin.buildReducedModel(full, locked, pin.neutral(full)) if locked else full
+        self.data = self.model.createData()
+        for name in (tip_frame, base_frame):
+            if not self.model.existFrame(prefix + name):
+                raise ValueError(f"URDF has no frame {prefix + name!r}")
+        self.tip_id = self.model.getFrameId(prefix + tip_frame)
+        self.base_id = self.model.getFrameId(prefix + base_frame)
+        # Map our joint order onto pinocchio's configuration vector (all revolute: nq == nv == 5).
+        self._idx = np.array([self.model.joints[self.model.getJointId(j)].idx_q for j in wanted])
+        lower, upper = limit_arrays(self.joint_names, variant)
+        # The tighter of the URDF's and joint_limits.yaml's limits (they should be identical).
+        self.lower = np.maximum(lower, self.model.lowerPositionLimit[self._idx])
+        self.upper = np.minimum(upper, self.model.upperPositionLimit[self._idx])
+        self.approach_axis = (np.asarray(approach_axis, dtype=float) / np.linalg.norm(approach_axis)
+                              if approach_axis is not None else self._derive_approach_axis(wanted[-1]))
+        self._rng = np.random.default_rng(self.settings.seed)
+        self._pan_offset, self._pan_sign = self._pan_azimuth_map()
+
+    # -- kinematics -------------------------------------------------------------------------
+    def _to_pin(self, q: np.ndarray) -> np.ndarray:
+        qp = np.zeros(self.model.nq)
+        qp[self._idx] = q
+        return qp
+
+    def _placements(self, q: np.ndarray):
+        pin = self._pin
+        pin.framesForwardKinematics(self.model, self.data, self._to_pin(q))
+        return self.data.oMf[self.base_id], self.data.oMf[self.tip_id]
+
+    def fk(self, q: Sequence[float]) -> np.ndarray:
+        base, tip = self._placements(np.asarray(q, dtype=float))
+        return (base.actInv(tip)).homogeneous
+
+    def _derive_approach_axis(self, roll_joint: str) -> np.ndarray:
+        """The jaws point along the wrist_roll axis, away from the wrist: that axis in the tip
+        frame (the angular column of the tip's LOCAL Jacobian for that joint)."""
+        pin = self._pin
+        qp = self._to_pin(np.zeros(len(self.joint_names)))
+        pin.computeJointJacobians(self.model, self.data, qp)
+        pin.updateFramePlacements(self.model, self.data)
+        jac = pin.getFrameJacobian(self.model, self.data, self.tip_id, pin.LOCAL)
+        col = self.model.joints[self.model.getJointId(roll_joint)].idx_v
+        axis = np.array(jac[3:, col])
+        tip = self.data.oMf[self.tip_id]
+        joint = self.data.oMi[self.model.getJointId(roll_joint)]
+        if np.dot(tip.rotation @ axis, tip.translation - joint.translation) < 0:
+            axis = -axis
+        return axis / np.linalg.norm(axis)
+
+    def _pan_azimuth_map(self) -> tuple[float, float]:
+        """azimuth(approach) = offset + sign * pan for the first (vertical, pan) joint, measured on
+        the model: used to seed restarts with the pan angle that points the arm's plane at the
+        target, the one joint a local solver cannot find from far away."""
+        def azimuth(pan: float) -> float:
+            q = np.zeros(len(self.joint_names))
+            q[1] = 0.5  # lift a little: keeps the approach off the vertical
+            q[0] = pan
+            a = self.fk(q)[:3, :3] @ self.approach_axis
+            return float(np.arctan2(a[1], a[0]))
+        a0, a1 = azimuth(0.0), azimuth(0.1)
+        sign = 1.0 if _wrap(a1 - a0) > 0 else -1.0
+        return a0, sign
+
+    def _candidate_seeds(self, target: IKTarget, seed: np.ndarray, lo: np.ndarray,
+                         hi: np.ndarray) -> list[np.ndarray]:
+        """Restart seeds: the seed with pan turned towards the target (both ways round), then
+        the same with the other joints at their mid-range, then random configurations."""
+        azimuths = [float(np.arctan2(target.position[1], target.position[0]))]
+        direction = target.approach if target.approach is not None else (
+            target.rotation @ self.approach_axis if target.rotation is not None else None)
+        if direction is not None and np.hypot(direction[0], direction[1]) > 0.05:
+            azimuths.insert(0, float(np.arctan2(direction[1], direction[0])))
+        seeds: list[np.ndarray] = []
+        mid = np.clip((self.lower + self.upper) / 2.0, lo, hi)
+        pans = []
+        for az in azimuths:
+            for flip in (0.0, np.pi):
+                pan = _wrap((az + flip - self._pan_offset) * self._pan_sign)
+                if lo[0] <= pan <= hi[0] and all(abs(pan - p) > 0.05 for p in pans):
+                    pans.append(pan)
+        # postures: the seed's, then elbow-up/elbow-down/folded shapes of lift and elbow
+        postures = [seed, mid]
+        for lift, elbow in self.settings.restart_postures:
+            posture = mid.copy()
+            posture[1], posture[2] = lift, elbow
+            postures.append(np.clip(posture, lo, hi))
+        for posture in postures:
+            for pan in pans:
+                cand = posture.copy()
+                cand[0] = pan
+                seeds.append(np.clip(cand, lo, hi))
+        seeds += [self._rng.uniform(lo, hi) for _ in range(self.settings.restarts)]
+        return seeds
+
+    def _jacobians(self, q: np.ndarray):
+        """(pose of tip in base, 6x5 Jacobian in base-aligned axes at the tip)."""
+        pin = self._pin
+        qp = self._to_pin(q)
+        pin.computeJointJacobians(self.model, self.data, qp)
+        pin.updateFramePlacements(self.model, self.data)
+        jac = pin.getFrameJacobian(self.model, self.data, self.tip_id, pin.LOCAL_WORLD_ALIGNED)
+        base = self.data.oMf[self.base_id]
+        rb = base.rotation.T
+        pose = base.actInv(self.data.oMf[self.tip_id])
+        jac = jac[:, self._idx]
+        return pose, np.vstack([rb @ jac[:3], rb @ jac[3:]])
+
+    # -- solving ----------------------------------------------------------------------------
+    def _errors(self, pose, target: IKTarget) -> tuple[float, float, float]:
+        pos_err = float(np.linalg.norm(target.position - pose.translation))
+        app_err = rot_err = 0.0
+        if target.approach is not None:
+            app_err = _angle_between(pose.rotation @ self.approach_axis, target.approach)
+        if target.rotation is not None:
+            rot_err = _rotation_angle(pose.rotation.T @ target.rotation)
+            app_err = _angle_between(pose.rotation @ self.approach_axis,
+                                     target.rotation @ self.approach_axis)
+        return pos_err, app_err, rot_err
+
+    def _residual(self, q: np.ndarray, target: IKTarget, w: float):
+        """Weighted residual r(q) (position in m; orientation in rad times `w`) and its
+        Jacobian, both in base-frame axes."""
+        pose, jac = self._jacobians(q)
+        parts = [pose.translation - target.position]
+        jparts = [jac[:3]]
+        if target.approach is not None:
+            a = pose.rotation @ self.approach_axis
+            parts.append(w * (a - target.approach))
+            jparts.append(-w * _skew(a) @ jac[3:])  # da/dq = omega x a = -[a]x J_omega
+        elif target.rotation is not None:
+            parts.append(w * pose.rotation @ _rotation_log(target.rotation.T @ pose.rotation))
+            jparts.append(w * jac[3:])  # first order: the log's derivative is J_omega
+        return np.concatenate(parts), np.vstack(jparts)
+
+    def _iterate(self, target: IKTarget, q0: np.ndarray, lo: np.ndarray, hi: np.ndarray,
+                 two_pass: bool = True):
+        """Two weightings of projected Levenberg-Marquardt, then a position polish.
+
+        The approach direction of a 5-DOF arm is badly conditioned (its azimuth follows the
+        pan joint; only wrist_roll's few-mm tool offset changes it independently), so a first
+        pass with a light orientation weight settles the position and pitch, and the second
+        pass with the full weight fixes the rest from that basin. If the orientation could not
+        be met, minimal-norm position-only steps finish: position always comes first.
+        """
+        s = self.settings
+        q = np.clip(q0, lo, hi)
+        it = 0
+        if two_pass and (target.approach is not None or target.rotation is not None):
+            q, it = self._lm(target, q, lo, hi, s.orientation_weight * s.first_pass_weight_ratio,
+                             s.first_pass_iterations)
+        q, it2 = self._lm(target, q, lo, hi, s.orientation_weight, s.max_iterations)
+        it += it2
+        if target.approach is not None or target.rotation is not None:
+            for _ in range(s.polish_iterations):
+                pose, jac6 = self._jacobians(q)
+                e = target.position - pose.translation
+                if np.linalg.norm(e) < s.converge_position:
+                    break
+                q_new = np.clip(q + _damped_pinv(jac6[:3], s.damping) @ e, lo, hi)
+                if np.max(np.abs(q_new - q)) < 1e-10:
+                    break
+                q = q_new
+                it += 1
+        return q, it
+
+    def _lm(self, target: IKTarget, q: np.ndarray, lo: np.ndarray, hi: np.ndarray, w: float,
+            iterations: int) -> tuple[np.ndarray, int]:
+        s = self.settings
+        r, jac = self._residual(q, target, w)
+        cost = float(r @ r)
+        lam = s.damping
+        it = 0
+        eye = np.eye(len(q))
+        for it in range(1, iterations + 1):
+            if np.linalg.norm(r[:3]) < s.converge_position and \
+                    (len(r) == 3 or np.linalg.norm(r[3:]) < s.converge_angle * w):
+                break
+            dq = _lm_step(jac, r, lam, eye)
+            # Active set: joints resting on a bound and pushed outwards are frozen and the step
+            # re-solved without them (plain clipping would stall the descent at the limits).
+            blocked = ((q <= lo + 1e-12) & (dq < 0)) | ((q >= hi - 1e-12) & (dq > 0))
+            if np.any(blocked):
+                free = ~blocked
+                dq = np.zeros_like(q)
+                if np.any(free):
+                    dq[free] = _lm_step(jac[:, free], r, lam, eye[np.ix_(free, free)])
+            step = float(np.max(np.abs(dq)))
+            if step > s.max_iteration_step:
+                dq *= s.max_iteration_step / step
+            q_new = np.clip(q + dq, lo, hi)
+            r_new, jac_new = self._residual(q_new, target, w)
+            cost_new = float(r_new @ r_new)
+            if cost_new < cost:
+                q, r, jac, cost = q_new, r_new, jac_new, cost_new
+                lam = max(lam / 3.0, 1e-9)
+            else:
+                lam *= 4.0
+                if lam > 1e4:  # no descent direction left inside the box: a local optimum
+                    break
+        return q, it
+
+    def _result(self, target: IKTarget, q: np.ndarray, it: int, lo: np.ndarray, hi: np.ndarray,
+                box_active: bool) -> IKResult:
+        pose, _ = self._jacobians(q)
+        pos_err, app_err, rot_err = self._errors(pose, target)
+        s = self.settings
+        reached = pos_err <= s.position_tolerance and (
+            (target.approach is None and target.rotation is None) or app_err <= s.approach_tolerance)
+        limited = box_active and bool(np.any((np.isclose(q, lo, atol=1e-9) & (lo > self.lower))
+                                             | (np.isclose(q, hi, atol=1e-9) & (hi < self.upper))))
+        return IKResult(q=q, position_error=pos_err, approach_error=app_err, rotation_error=rot_err,
+                        reached=reached, step_limited=limited, iterations=it)
+
+    def _step_box(self, seed: np.ndarray, max_step) -> tuple[np.ndarray, np.ndarray, bool]:
+        if max_step is None:
+            return self.lower.copy(), self.upper.copy(), False
+        step = np.broadcast_to(np.asarray(max_step, dtype=float), seed.shape)
+        if np.any(step < 0) or not np.all(np.isfinite(step)):
+            raise ValueError(f"max_step must be finite and >= 0, got {max_step!r}")
+        return np.maximum(self.lower, seed - step), np.minimum(self.upper, seed + step), True
+
+    def solve(self, target: IKTarget, seed: Sequence[float],
+              max_step: float | Sequence[float] | None = None, warn: bool = True) -> IKResult:
+        """Joint positions reaching `target`, starting from `seed` (the current joint state).
+
+        max_step: per-joint bound (rad, scalar or one per joint) on |q - seed|; None: only the
+        joint limits. Unreachable targets give the best reachable pose, reached=False and a
+        warning (suppress with warn=False, e.g. when a caller summarises a chunk).
+        """
+        seed = np.asarray(seed, dtype=float).reshape(-1)
+        if seed.shape != (len(self.joint_names),) or not np.all(np.isfinite(seed)):
+            raise ValueError(f"IK seed must be {len(self.joint_names)} finite joint positions "
+                             f"({', '.join(self.joint_names)}), got {seed!r}")
+        seed = np.clip(seed, self.lower, self.upper)
+        lo, hi, boxed = self._step_box(seed, max_step)
+        # From the seed: one full-weight pass (the seed is usually close: the previous point of a
+        # chunk or the current state); restarts use the two-pass scheme.
+        q, it = self._iterate(target, seed, lo, hi, two_pass=False)
+        best = self._result(target, q, it, lo, hi, boxed)
+        if not best.reached:
+            for start in self._candidate_seeds(target, seed, lo, hi):
+                q, it = self._iterate(target, start, lo, hi)
+                cand = self._result(target, q, it, lo, hi, boxed)
+                if _better(cand, best, seed):
+                    best = cand
+                if best.reached:
+                    break
+        if not best.reached:
+            best.message = (f"IK target unreachable{' within the step limit' if best.step_limited else ''}: "
+                            f"best pose is {best.position_error * 1000:.1f} mm / "
+                            f"{np.rad2deg(best.approach_error):.1f} deg away")
+            if warn:
+                LOG.warning(best.message)
+        return best
+
+    def solve_path(self, targets: Sequence[IKTarget], seed: Sequence[float],
+                   max_step: float | Sequence[float] | None = None) -> list[IKResult]:
+        return _solve_path(self, targets, seed, max_step)
+
+    def frame_pose(self, frame: str, q: Sequence[float]) -> np.ndarray:
+        """4x4 pose of a URDF frame (link) in the base frame at arm configuration q."""
+        name = self._prefix + frame
+        if not self.model.existFrame(name):
+            raise ValueError(f"unknown frame {frame!r}: not a link/frame of the URDF")
+        base, _ = self._placements(np.asarray(q, dtype=float))
+        return base.actInv(self.data.oMf[self.model.getFrameId(name)]).homogeneous
+
+
+def _solve_path(solver, targets: Sequence[IKTarget], seed: Sequence[float],
+                max_step: float | Sequence[float] | None) -> list[IKResult]:
+    """Solve a chunk of targets, each seeded from the previous solution (continuity); one
+    summary warning for the unreachable ones instead of one per point."""
+    results: list[IKResult] = []
+    q = np.asarray(seed, dtype=float)
+    for target in targets:
+        res = solver.solve(target, q, max_step, warn=False)
+        results.append(res)
+        q = res.q
+    missed = [i for i, r in enumerate(results) if not r.reached]
+    if missed:
+        worst_pos = max(results[i].position_error for i in missed)
+        worst_app = max(results[i].approach_error for i in missed)
+        LOG.warning("IK: %d of %d targets unreachable (first at index %d; worst %.1f mm, "
+                    "%.1f deg of approach): using the best reachable poses", len(missed),
+                    len(results), missed[0], worst_pos * 1000.0, np.degrees(worst_app))
+    return results
+
+
+def _better(cand: IKResult, best: IKResult, seed: np.ndarray) -> bool:
+    if cand.reached != best.reached:
+        return cand.reached
+    if cand.reached:  # both reached: stay close to the seed (no needless reconfiguration)
+        return float(np.linalg.norm(cand.q - seed)) < float(np.linalg.norm(best.q - seed))
+    c = cand.position_error + 0.01 * cand.approach_error  # 1 deg ~ 0.17 mm: position first
+    b = best.position_error + 0.01 * best.approach_error
+    return c < b - 1e-9
+
+
+class MoveItIK:
+    """IK through MoveIt's RobotState.set_from_ik with the robot's own MoveIt config (pick_ik).
+
+    Needs a ROS 2 machine with moveit_py; constructed by `make_ik_solver` when `moveit` imports.
+    The target is sent as a pose: the approach direction (or rotation) becomes the orientation,
+    and pick_ik's rotation_scale in kinematics.yaml weighs it below position. Step bounding and
+    the result bookkeeping reuse the pinocchio model of the same URDF (FK is the same maths).
+    """
+
+    def __init__(self, urdf_xml: str, variant: str = "so101", group: str = "arm",
+                 tip_frame: str = DEFAULT_TIP_FRAME, timeout: float = 0.005,
+                 settings: SolverSettings | None = None) -> None:
+        from moveit.core.robot_state import RobotState  # noqa: F401  (fail early)
+        from moveit.planning import MoveItPy
+
+        from so100_description.moveit_config import moveit_config_dict
+
+        self._fk = PinocchioIK(urdf_xml, tip_frame=tip_frame, variant=variant, settings=settings)
+        self.joint_names = self._fk.joint_names
+        self.lower, self.upper = self._fk.lower, self._fk.upper
+        self.approach_axis = self._fk.approach_axis
+        self.settings = self._fk.settings
+        self._group, self._tip, self._timeout = group, tip_frame, timeout
+        self._moveit = MoveItPy(node_name="so100_ik", config_dict=moveit_config_dict(variant, urdf_xml))
+        self._model = self._moveit.get_robot_model()
+
+    def fk(self, q: Sequence[float]) -> np.ndarray:
+        return self._fk.fk(q)
+
+    def frame_pose(self, frame: str, q: Sequence[float]) -> np.ndarray:
+        return self._fk.frame_pose(frame, q)
+
+    def solve(self, target: IKTarget, seed: Sequence[float],
+              max_step: float | Sequence[float] | None = None, warn: bool = True) -> IKResult:
+        from geometry_msgs.msg import Pose
+        from moveit.core.robot_state import RobotState
+
+        seed = np.clip(np.asarray(seed, dtype=float), self.lower, self.upper)
+        rot = target.rotation
+        if rot is None:
+            # current orientation, turned so its approach axis matches the target's
+            current = self.fk(seed)[:3, :3]
+            rot = current if target.approach is None else \
+                _align(current @ self.approach_axis, target.approach) @ current
+        state = RobotState(self._model)
+        state.set_joint_group_positions(self._group, seed)
+        pose = Pose()
+        pose.position.x, pose.position.y, pose.position.z = (float(v) for v in target.position)
+        qx, qy, qz, qw = _quat_xyzw(rot)
+        pose.orientation.x, pose.orientation.y, pose.orientation.z, pose.orientation.w = qx, qy, qz, qw
+        ok = state.set_from_ik(self._group, pose, self._tip, self._timeout)
+        q = np.asarray(state.get_joint_group_positions(self._group), dtype=float) if ok else seed
+        lo, hi, boxed = self._fk._step_box(seed, max_step)
+        if boxed and np.any((q < lo) | (q > hi)):
+            # MoveIt jumped further than allowed: fall back to the bounded local solver
+            return self._fk.solve(target, seed, max_step, warn)
+        res = self._fk._result(target, np.clip(q, lo, hi), 0, lo, hi, boxed)
+        if not res.reached:
+            return self._fk.solve(target, seed, max_step, warn)
+        return res
+
+    def solve_path(self, targets: Sequence[IKTarget], seed: Sequence[float],
+                   max_step: float | Sequence[float] | None = None) -> list[IKResult]:
+        return _solve_path(self, targets, seed, max_step)
+
+
+def _align(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Smallest rotation taking unit vector a onto unit vector b (Rodrigues)."""
+    v = np.cross(a, b)
+    c = float(np.dot(a, b))
+    if np.linalg.norm(v) < 1e-12:
+        if c > 0:
+            return np.eye(3)
+        perp = np.cross(a, [1.0, 0.0, 0.0])
+        if np.linalg.norm(perp) < 1e-6:
+            perp = np.cross(a, [0.0, 1.0, 0.0])
+        perp /= np.linalg.norm(perp)
+        return 2.0 * np.outer(perp, perp) - np.eye(3)
+    vx = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+    return np.eye(3) + vx + vx @ vx / (1.0 + c)
+
+
+def _quat_xyzw(r: np.ndarray) -> tuple[float, float, float, float]:
+    import pinocchio as pin
+
+    q = pin.Quaternion(r)
+    return float(q.x), float(q.y), float(q.z), float(q.w)
+
+
+def project_urdf(variant: str = "so101", prefix: str = "") -> str:
+    """The project's URDF (mock hardware: kinematics are the same for every hardware)."""
+    from so100_description import robot_description
+
+    return robot_description(variant, "mock", prefix=prefix)
+
+
+def make_ik_solver(variant: str = "so101", backend: str = "auto", urdf_xml: str | None = None,
+                   **kwargs) -> IKSolver:
+    """`backend`: "auto" (MoveIt when moveit_py imports, else pinocchio), "moveit" or "pinocchio"."""
+    if backend not in ("auto", "moveit", "pinocchio"):
+        raise ValueError(f"unknown IK backend {backend!r}; expected auto, moveit or pinocchio")
+    urdf = urdf_xml if urdf_xml is not None else project_urdf(variant)
+    if backend == "moveit" or (backend == "auto" and moveit_available()):
+        try:
+            return MoveItIK(urdf, variant=variant, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - a broken MoveIt install must not stop the arm
+            if backend == "moveit":
+                raise
+            LOG.warning("MoveIt IK unavailable (%s); using the pinocchio solver", exc)
+    return PinocchioIK(urdf, variant=variant, **kwargs)
+
+
+__all__ = ["IKTarget", "IKResult", "IKSolver", "PinocchioIK", "MoveItIK", "SolverSettings",
+           "make_ik_solver", "moveit_available", "approach_of", "project_urdf", "JOINT_NAMES"]

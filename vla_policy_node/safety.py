@@ -1,0 +1,114 @@
+"""Safety limits for policy output (plain Python, no ROS).
+
+Two layers: `validate_chunk` rejects what must never be executed (NaN/inf, wrong shape, empty)
+so the node holds position and reports an error instead; `JointLimiter` shapes what is executed:
+targets clamped to the URDF position limits (so100_description.joints, the same table the URDF
+is built from), then a causal filter that bounds each step's velocity and its change
+(acceleration), then a final clamp. The filter starts from the previous committed knot, so a
+far-away first action becomes a ramp, never a jump.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from so100_description.joints import joint_limits, strip_prefix
+
+
+class InvalidPolicyOutput(ValueError):
+    """The policy produced something that must not reach the arm (the text says what)."""
+
+
+def validate_chunk(chunk, action_dim: int, min_len: int = 1) -> np.ndarray:
+    """Return `chunk` as a float64 T x action_dim array or raise InvalidPolicyOutput."""
+    try:
+        arr = np.asarray(chunk, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidPolicyOutput(f"policy output is not numeric: {exc}") from None
+    if arr.ndim == 3 and arr.shape[0] == 1:
+        arr = arr[0]  # batch of one
+    if arr.ndim == 1 and arr.shape[0] == action_dim:
+        arr = arr[None, :]  # single action
+    if arr.ndim != 2 or arr.shape[1] != action_dim:
+        raise InvalidPolicyOutput(
+            f"policy output has shape {tuple(arr.shape)}; expected (T, {action_dim})")
+    if arr.shape[0] < min_len:
+        raise InvalidPolicyOutput(f"policy output has {arr.shape[0]} actions; expected at least {min_len}")
+    bad = ~np.isfinite(arr)
+    if bad.any():
+        rows, cols = np.nonzero(bad)
+        raise InvalidPolicyOutput(
+            f"policy output contains {int(bad.sum())} non-finite value(s) (first at step {rows[0]}, "
+            f"dimension {cols[0]})")
+    return arr
+
+
+@dataclass(frozen=True)
+class LimitArrays:
+    lower: np.ndarray
+    upper: np.ndarray
+    velocity: np.ndarray
+    acceleration: np.ndarray
+
+    @classmethod
+    def for_joints(cls, joints: Sequence[str], variant: str = "so101", prefix: str = "",
+                   velocity_scale: float = 1.0, acceleration_scale: float = 1.0) -> "LimitArrays":
+        table = joint_limits(variant)
+        lims = [table[strip_prefix(j, prefix)] for j in joints]
+        return cls(lower=np.array([l.lower for l in lims]), upper=np.array([l.upper for l in lims]),
+                   velocity=np.array([l.velocity for l in lims]) * float(velocity_scale),
+                   acceleration=np.array([l.acceleration for l in lims]) * float(acceleration_scale))
+
+
+class JointLimiter:
+    """Clamp + velocity/acceleration limiting of knot sequences on a fixed time step."""
+
+    def __init__(self, limits: LimitArrays):
+        self.limits = limits
+        self.clamped_knots = 0  # diagnostics: knots changed by any limit
+        self.last_limited = False
+
+    @staticmethod
+    def _brake(distance: np.ndarray, dv_max: np.ndarray, dt: float) -> np.ndarray:
+        """Largest speed from which a stop in steps of dv_max fits in `distance`:
+        from n*dv_max a discrete stop covers dv_max*dt*n(n+1)/2; the last short step may arrive."""
+        steps = np.floor(-0.5 + np.sqrt(0.25 + 2.0 * distance / (dv_max * dt)))
+        return np.maximum(dv_max * steps, np.minimum(distance / dt, dv_max))
+
+    def clamp(self, positions: np.ndarray) -> np.ndarray:
+        return np.clip(positions, self.limits.lower, self.limits.upper)
+
+    def __call__(self, targets: np.ndarray, p_prev: np.ndarray, v_prev: np.ndarray,
+                 dt: float) -> tuple[np.ndarray, np.ndarray]:
+        """targets (K x n) -> (positions, velocities) that respect every limit, starting from
+        the knot before (p_prev, with velocity v_prev)."""
+        lim = self.limits
+        goal = self.clamp(np.asarray(targets, dtype=float))
+        p = np.clip(np.asarray(p_prev, dtype=float), lim.lower, lim.upper)
+        v = np.clip(np.asarray(v_prev, dtype=float), -lim.velocity, lim.velocity)
+        dv_max = lim.acceleration * dt
+        out_p = np.empty_like(goal)
+        out_v = np.empty_like(goal)
+        for k in range(len(goal)):
+            # track the knots: the knots' own velocity plus a braked correction of the error
+            # beyond it, so a far-away target is approached without overshoot while a smooth
+            # chunk is followed unchanged
+            v_goal = (goal[k] - goal[k - 1]) / dt if k > 0 else v
+            error = goal[k] - p - v_goal * dt
+            correction = np.clip(error / dt, -self._brake(np.abs(error), dv_max, dt),
+                                 self._brake(np.abs(error), dv_max, dt))
+            want = np.clip(v_goal + correction, -lim.velocity, lim.velocity)
+            # never so fast towards a position limit that the stop would need more than amax
+            want = np.minimum(want, self._brake(np.maximum(lim.upper - p, 0.0), dv_max, dt))
+            want = np.maximum(want, -self._brake(np.maximum(p - lim.lower, 0.0), dv_max, dt))
+            v_new = np.clip(want, v - dv_max, v + dv_max)
+            p_new = np.clip(p + v_new * dt, lim.lower, lim.upper)
+            v_new = (p_new - p) / dt
+            out_p[k], out_v[k] = p_new, v_new
+            p, v = p_new, v_new
+        changed = np.any(np.abs(out_p - np.asarray(targets, dtype=float)) > 1e-9, axis=1)
+        self.clamped_knots += int(changed.sum())
+        self.last_limited = bool(changed.any())
+        return out_p, out_v

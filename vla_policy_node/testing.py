@@ -1,0 +1,208 @@
+"""Helpers for tests and benchmarks: fake cameras/joint states, a recorder, node subprocesses.
+
+Not used by the node itself. Needs rclpy (imported lazily so plain-Python tests can import
+this module's other helpers).
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from so100_description.joints import JOINT_NAMES
+
+
+def ros_arg_list(params: Mapping[str, Any]) -> list[str]:
+    args = ["--ros-args"]
+    for name, value in params.items():
+        if isinstance(value, bool):
+            text = "true" if value else "false"
+        elif isinstance(value, str):
+            text = value if value else "''"
+        else:
+            text = repr(value)
+        args += ["-p", f"{name}:={text}"]
+    return args
+
+
+def start_policy_node(params: Mapping[str, Any], env: Mapping[str, str] | None = None,
+                      log_path: str | None = None) -> subprocess.Popen:
+    """`python -m vla_policy_node.node` in its own process with `params`, sharing this env."""
+    full_env = os.environ.copy()
+    full_env.update(env or {})
+    full_env.setdefault("PYTHONUNBUFFERED", "1")
+    out = open(log_path, "w") if log_path else subprocess.DEVNULL
+    return subprocess.Popen([sys.executable, "-m", "vla_policy_node.node", *ros_arg_list(params)],
+                            env=full_env, stdout=out, stderr=subprocess.STDOUT if log_path else subprocess.PIPE,
+                            text=True)
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+
+
+@dataclass
+class ReceivedTrajectory:
+    received: float  # receiver's clock, s
+    stamp: float
+    joint_names: list[str]
+    times: np.ndarray  # time_from_start, s
+    positions: np.ndarray  # (K, n)
+    velocities: np.ndarray  # (K, n) or (0,)
+
+
+@dataclass
+class Recorder:
+    arm: list[ReceivedTrajectory] = field(default_factory=list)
+    gripper: list[ReceivedTrajectory] = field(default_factory=list)
+    diagnostics: list[Any] = field(default_factory=list)
+
+
+def make_fake_io_node(cameras: Mapping[str, tuple[str, tuple[int, int], str]], rate: float = 30.0,
+                      joint_positions: Sequence[float] | None = None, joint_names: Sequence[str] = JOINT_NAMES,
+                      joint_topic: str = "/joint_states", context=None, name: str = "fake_robot_io",
+                      image_fn: Callable[[str, int], np.ndarray] | None = None, publish_images: bool = True):
+    """A node that publishes camera frames {name: (topic, (h, w), encoding)} and joint states
+    at `rate` Hz and records the policy node's trajectories and diagnostics."""
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.node import Node
+    from sensor_msgs.msg import CompressedImage, Image, JointState
+    from trajectory_msgs.msg import JointTrajectory
+
+    from so100_bringup.ros_common import COMMAND_QOS, IMAGE_QOS
+    from vla_policy_node.image_conversion import rgb_to_compressed_bytes, rgb_to_image_fields
+
+    class FakeRobotIO(Node):
+        def __init__(self):
+            super().__init__(name, context=context)
+            self.recorder = Recorder()
+            self.lock = threading.Lock()
+            self.joint_names = list(joint_names)
+            self.positions = np.array(joint_positions if joint_positions is not None
+                                      else np.zeros(len(self.joint_names)), dtype=float)
+            self.publish_images = publish_images
+            self.publish_states = True
+            self.frame = 0
+            self.cameras = dict(cameras)
+            self.image_pubs = {}
+            for cam, (topic, _hw, enc) in self.cameras.items():
+                msg_type = CompressedImage if topic.endswith("/compressed") else Image
+                self.image_pubs[cam] = self.create_publisher(msg_type, topic, IMAGE_QOS)
+            self.state_pub = self.create_publisher(JointState, joint_topic, 10)
+            self.create_subscription(JointTrajectory, "/arm_controller/joint_trajectory",
+                                     lambda m: self._record(self.recorder.arm, m), COMMAND_QOS)
+            self.create_subscription(JointTrajectory, "/gripper_controller/joint_trajectory",
+                                     lambda m: self._record(self.recorder.gripper, m), COMMAND_QOS)
+            self.create_subscription(DiagnosticArray, "/diagnostics",
+                                     lambda m: self.recorder.diagnostics.append(m), 10)
+            self.create_timer(1.0 / rate, self.tick)
+
+        def image(self, cam: str) -> np.ndarray:
+            _topic, (h, w), _enc = self.cameras[cam]
+            if image_fn is not None:
+                return image_fn(cam, self.frame)
+            rgb = np.zeros((h, w, 3), dtype=np.uint8)
+            rgb[..., 0] = (self.frame * 7) % 256
+            rgb[:, : w // 2, 1] = 200
+            return rgb
+
+        def publish_frame(self, cam: str, rgb: np.ndarray | None = None) -> None:
+            topic, _hw, enc = self.cameras[cam]
+            rgb = self.image(cam) if rgb is None else rgb
+            stamp = self.get_clock().now().to_msg()
+            if topic.endswith("/compressed"):
+                msg = CompressedImage(format="jpeg", data=rgb_to_compressed_bytes(rgb))
+            else:
+                msg = Image(**rgb_to_image_fields(rgb, enc))
+            msg.header.stamp = stamp
+            msg.header.frame_id = f"{cam}_optical_frame"
+            self.image_pubs[cam].publish(msg)
+
+        def publish_state(self) -> None:
+            msg = JointState()
+            msg.header.stamp = self.get_clock().now().to_msg()
+            msg.name = list(self.joint_names)
+            msg.position = [float(x) for x in self.positions]
+            self.state_pub.publish(msg)
+
+        def tick(self) -> None:
+            self.frame += 1
+            if self.publish_states:
+                self.publish_state()
+            if self.publish_images:
+                for cam in self.cameras:
+                    self.publish_frame(cam)
+
+        def _record(self, store: list, msg) -> None:
+            recv = self.get_clock().now().nanoseconds * 1e-9
+            times = np.array([p.time_from_start.sec + p.time_from_start.nanosec * 1e-9 for p in msg.points])
+            pos = np.array([list(p.positions) for p in msg.points], dtype=float)
+            vel = np.array([list(p.velocities) for p in msg.points], dtype=float)
+            stamp = msg.header.stamp.sec + msg.header.stamp.nanosec * 1e-9
+            with self.lock:
+                store.append(ReceivedTrajectory(recv, stamp, list(msg.joint_names), times, pos, vel))
+
+    return FakeRobotIO()
+
+
+class Spinner:
+    """Spin nodes of one context in a background thread (tests)."""
+
+    def __init__(self, nodes, context=None):
+        from rclpy.executors import MultiThreadedExecutor
+
+        self.nodes = list(nodes)
+        self.executor = MultiThreadedExecutor(num_threads=2, context=context)
+        for node in nodes:
+            self.executor.add_node(node)
+        self.thread = threading.Thread(target=self._spin, daemon=True)
+        self._stop = False
+        self.thread.start()
+
+    def _spin(self) -> None:
+        while not self._stop:
+            try:
+                self.executor.spin_once(timeout_sec=0.05)
+            except Exception:
+                if self._stop:
+                    break
+                raise
+
+    def stop(self) -> None:
+        self._stop = True
+        self.thread.join(5)
+        self.executor.shutdown()
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, poll: float = 0.02) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(poll)
+    return predicate()
+
+
+def call_service(node, srv_type, name: str, request, timeout: float = 10.0):
+    client = node.create_client(srv_type, name)
+    try:
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise TimeoutError(f"service {name} not available")
+        future = client.call_async(request)
+        if not wait_for(future.done, timeout):
+            raise TimeoutError(f"service {name} did not answer")
+        return future.result()
+    finally:
+        node.destroy_client(client)
