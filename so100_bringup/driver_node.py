@@ -14,6 +14,7 @@ pose, ignore commands until `~/enable` true; optionally torque off).
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 import sys
@@ -76,6 +77,23 @@ PARAMS: dict[str, tuple[object, str]] = {
     "hw_states_topic": ("hw/joint_states", "Hardware mode: states to TopicBasedSystem"),
 }
 
+class _RosLogHandler(logging.Handler):
+    """Forward the plain-Python core's `logging` records to the node's ROS logger."""
+
+    def __init__(self, node: Node):
+        super().__init__()
+        self._logger = node.get_logger()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = self.format(record)
+        if record.levelno >= logging.ERROR:
+            self._logger.error(text)
+        elif record.levelno >= logging.WARNING:
+            self._logger.warn(text)
+        else:
+            self._logger.info(text)
+
+
 LEROBOT_CALIBRATION_DIRS = ("robots/so_follower", "robots/so101_follower", "robots/so100_follower")
 
 
@@ -95,6 +113,10 @@ class So100Driver(Node):
     def __init__(self, **kwargs):
         super().__init__("so100_driver", **kwargs)
         p = self.params = declare_params(self, PARAMS)
+        core_log = logging.getLogger("so100_bringup.feetech")
+        core_log.addHandler(_RosLogHandler(self))
+        core_log.setLevel(logging.INFO)
+        core_log.propagate = False
         if p["mode"] not in ("standalone", "hardware"):
             raise ValueError(f"parameter mode={p['mode']!r}: expected 'standalone' or 'hardware'")
         self.variant = str(p["variant"])

@@ -16,9 +16,18 @@ from vla_policy_node.ik import (IKTarget, MoveItIK, PinocchioIK, make_ik_solver,
 N_TARGETS = 200
 
 
+_SOLVERS: dict[str, PinocchioIK] = {}
+
+
+def _solver(variant: str) -> PinocchioIK:
+    if variant not in _SOLVERS:
+        _SOLVERS[variant] = PinocchioIK(robot_description(variant, "mock"), variant=variant)
+    return _SOLVERS[variant]
+
+
 @pytest.fixture(scope="module")
 def ik() -> PinocchioIK:
-    return PinocchioIK(robot_description("so101", "mock"), variant="so101")
+    return _solver("so101")
 
 
 def _random_configs(ik: PinocchioIK, n: int, seed: int) -> list[np.ndarray]:
@@ -46,9 +55,11 @@ def test_approach_axis_points_from_wrist_to_jaws(ik):
     assert np.isclose(np.linalg.norm(ik.approach_axis), 1.0)
 
 
-def test_round_trip_position_and_approach_cold_start(ik):
+@pytest.mark.parametrize("variant", ["so101", "so100"])
+def test_round_trip_position_and_approach_cold_start(variant):
     """>= 99% of random reachable position + approach targets solved to 1 mm / 1 deg from the
     zero configuration (no hint of the answer)."""
+    ik = _solver(variant)
     solved = 0
     for q in _random_configs(ik, N_TARGETS, seed=11):
         pose = ik.fk(q)

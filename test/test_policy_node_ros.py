@@ -167,8 +167,10 @@ def test_node_runs_policy_and_obeys_start_stop_estop(ros, known_policy):
 
 
 def test_node_survives_bad_inputs_and_waits_on_stale_ones(ros, known_policy):
-    io = ros.io(CAMS)
-    ros.node({"policy_path": str(known_policy), "autostart": True, "max_image_age": 0.3})
+    # the wrist camera arrives as a JPEG CompressedImage, the front one as raw rgb8
+    io = ros.io({"front": CAMS["front"], "wrist": ("/camera/wrist/image_raw/compressed", (120, 160), "jpeg")})
+    ros.node({"policy_path": str(known_policy), "autostart": True, "max_image_age": 0.3,
+              "cameras": "front,wrist=/camera/wrist/image_raw/compressed"})
     assert wait_for(lambda: _count(io) >= 3, 60), ros.log()
 
     from sensor_msgs.msg import Image, JointState
@@ -218,6 +220,8 @@ def test_nan_policy_output_holds_and_reports_error(ros, nan_policy):
     ({"cameras": "front"}, r"needs camera\(s\) \['wrist'\]"),
     ({"arm_units": "radians"}, "unknown arm_units"),
     ({"action_space": "ee_delta"}, r"ee_actions|action has 6 dimensions; the node's action space needs 7"),
+    ({"action_space": "joint_velocity"}, "unknown action_space"),
+    ({"image_resize": "stretch"}, "unknown resize mode"),
 ])
 def test_startup_errors_are_clear(known_policy, params, match):
     full = {"policy_path": str(known_policy), **params}
@@ -229,3 +233,47 @@ def test_startup_errors_are_clear(known_policy, params, match):
     assert proc.returncode == 1
     import re
     assert re.search(match, err), err
+
+
+def test_policy_yaml_documents_every_parameter_with_node_defaults():
+    import yaml
+
+    from so100_description.paths import SOURCE_ROOT
+    from vla_policy_node.node import PARAMETERS
+
+    params = yaml.safe_load((SOURCE_ROOT / "config" / "policy.yaml").read_text())["vla_policy_node"]["ros__parameters"]
+    assert set(params) == set(PARAMETERS)
+    for name, (default, description) in PARAMETERS.items():
+        assert params[name] == default, name
+        assert description
+
+
+def test_follow_joint_trajectory_option_needs_control_msgs(known_policy):
+    try:
+        import control_msgs  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("control_msgs is installed: the option is available (needs a controller to test)")
+    proc = start_policy_node({"policy_path": str(known_policy), "use_follow_joint_trajectory": True})
+    try:
+        _out, err = proc.communicate(timeout=120)
+    finally:
+        stop_process(proc)
+    assert proc.returncode == 1 and "needs control_msgs" in err, err
+
+
+def test_end_effector_delta_policy_goes_through_ik(ros, tmp_path):
+    pytest.importorskip("pinocchio", reason="pin (pinocchio) not installed: no end-effector IK")
+    # a 7-D "known answer" policy: zero pose deltas (stay) and the gripper at 0.5 rad
+    path = make_random_act(tmp_path / "ee", cameras=("front",), image_hw=HW, chunk_size=15, action_dim=7)
+    override_action_stats(path, mean=[0.0] * 6 + [0.5], std=[1e-6] * 7)
+    start = [0.1, 0.3, -0.4, 0.2, 0.1, 0.2]
+    io = ros.io({"front": CAMS["front"]}, joint_positions=start)
+    ros.node({"policy_path": str(path), "autostart": True, "action_space": "ee_delta"})
+    assert wait_for(lambda: _count(io) >= 3, 60), ros.log()
+    with io.lock:
+        arm, grip = io.recorder.arm[-1], io.recorder.gripper[-1]
+    assert np.all(np.isfinite(arm.positions))
+    assert arm.positions[-1] == pytest.approx(start[:5], abs=0.02)  # zero deltas: the arm stays put
+    assert wait_for(lambda: abs(io.recorder.gripper[-1].positions[-1][0] - 0.5) < 1e-3, 10)

@@ -16,7 +16,7 @@ pytest.importorskip("grpc", reason="grpcio is not installed (pip install so100_v
 pytest.importorskip("lerobot.async_inference.policy_server",
                     reason="lerobot's async-inference server does not import (grpcio/protobuf versions)")
 
-from vla_policy_node.backends import BackendError, CheckpointError  # noqa: E402
+from vla_policy_node.backends import CheckpointError  # noqa: E402
 from vla_policy_node.backends.base import PolicyInput  # noqa: E402
 from vla_policy_node.backends.local import LocalLeRobotBackend  # noqa: E402
 from vla_policy_node.backends.remote import RemotePolicyServerBackend  # noqa: E402
@@ -95,10 +95,30 @@ def test_remote_errors_are_clear(server, act_dir):
         RemotePolicyServerBackend(f"127.0.0.1:{_free_port()}", str(act_dir), connect_timeout=1.0)
     with pytest.raises(CheckpointError, match="set remote_policy_type"):
         RemotePolicyServerBackend(server, "some/hub-id")
-    remote = RemotePolicyServerBackend(server, "/nonexistent/on/server", policy_type="act", cameras=("front",))
-    try:  # the server cannot load it: inference fails with the server named, no hang
-        with pytest.raises(BackendError, match="policy server"):
-            remote.predict_chunk(PolicyInput(state=np.zeros(6, np.float32),
-                                             images={"observation.images.front": np.zeros((*HW, 3), np.uint8)}))
+    # a checkpoint the server cannot load is refused at startup, naming the server and the path
+    with pytest.raises(CheckpointError, match=r"refused the policy '/nonexistent/on/server'"):
+        RemotePolicyServerBackend(server, "/nonexistent/on/server", policy_type="act", cameras=("front",))
+
+
+@pytest.mark.ros
+def test_node_with_remote_backend_publishes_trajectories(server, act_dir, rclpy_context, tmp_path):
+    pytest.importorskip("rclpy", reason="rclpy not installed")
+    from so100_description.joints import ARM_JOINTS
+    from vla_policy_node.testing import Spinner, make_fake_io_node, start_policy_node, stop_process, wait_for
+
+    cams = {c: (f"/camera/{c}/image_raw", (96, 128), "rgb8") for c in ("front", "wrist")}
+    io = make_fake_io_node(cams, context=rclpy_context)
+    spin = Spinner([io], rclpy_context)
+    log = tmp_path / "node.log"
+    proc = start_policy_node({"backend": "remote", "server_address": server, "policy_path": str(act_dir),
+                              "autostart": True, "fps": 30.0}, log_path=str(log))
+    try:
+        assert wait_for(lambda: len(io.recorder.arm) >= 3, 90), log.read_text()
+        traj = io.recorder.arm[-1]
+        assert traj.joint_names == list(ARM_JOINTS)
+        assert np.all(np.isfinite(traj.positions))
+        assert traj.times == pytest.approx(np.arange(1, len(traj.times) + 1) / 30.0, abs=1e-6)
     finally:
-        remote.close()
+        stop_process(proc)
+        spin.stop()
+        io.destroy_node()

@@ -107,7 +107,8 @@ class Recorder:
         args = [sys.executable, "-m", "so100_bringup.recorder.node", "--ros-args",
                 "-p", f"root:={root}", "-p", "fps:=20", "-p", "cameras:=[front]",
                 "-p", "video_codec:=h264", "-p", "task:=pick the red cube", *extra]
-        self.proc = subprocess.Popen(args, env=os.environ.copy(), stdout=subprocess.PIPE,
+        env = dict(os.environ, PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0")
+        self.proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
         self.ready = threading.Event()

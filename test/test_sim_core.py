@@ -196,3 +196,18 @@ def test_cameras_render_the_scene(scene):
         assert k.cx == pytest.approx(159.5) and k.fx == pytest.approx(k.fy) and k.fx > 0
     finally:
         renderer.close()
+
+
+def test_sim_yaml_documents_every_node_parameter_with_valid_defaults():
+    import yaml
+
+    from so100_bringup.sim.node import PARAMS
+    from so100_description.paths import config_path
+
+    values = yaml.safe_load(config_path("sim.yaml").read_text())["mujoco_sim"]["ros__parameters"]
+    assert set(values) == set(PARAMS) | {"cameras"}
+    for name, (default, description) in PARAMS.items():
+        assert description
+        assert type(values[name]) is type(default), name  # ROS refuses 500 for a double
+    SceneConfig(variant=values["variant"], arm_source=values["arm_source"],
+                physics_rate_hz=values["physics_rate_hz"], home_positions=tuple(values["home_positions"]))

@@ -76,8 +76,8 @@ class ChunkScheduler:
     """Keeps the committed joint-space plan and splices new chunks into it."""
 
     def __init__(self, n_joints: int, dt: float, trigger_fraction: float = 0.5,
-                 lead_time: float = 0.03, blend_steps: int = 4, blend_max_steps: int = 20,
-                 blend_accel_ratio: float = 0.5, latency_margin: float = 1.5,
+                 lead_time: float = 0.03, blend_steps: int = 4, blend_max_steps: int = 30,
+                 blend_accel_ratio: float = 0.25, latency_margin: float = 1.5,
                  chunk_horizon: int | None = None, limiter: Limiter | None = None,
                  blend: bool = True):
         if dt <= 0:
@@ -213,9 +213,16 @@ class ChunkScheduler:
 
         steps = 0
         if self.blend:
-            steps = self._blend_length(old, new, p_prev)
+            plan_last_k = self._k0 + len(self._plan) - 1
+            overlap = max(0, min(len(new), plan_last_k - k_first + 1))
+            # correction = old plan - new chunk where the old plan exists, held constant after its
+            # end (the old plan's last word on where the arm should be relative to the new chunk)
+            correction = old - new
+            if 0 < overlap < len(new):
+                correction[overlap:] = correction[overlap - 1]
+            steps = self._blend_length(correction, new, overlap)
             weights = smootherstep(np.arange(len(new)) / steps)[:, None]
-            blended = (1.0 - weights) * old + weights * new
+            blended = new + (1.0 - weights) * correction
         else:
             blended = new
         if self.limiter is not None:
@@ -238,12 +245,14 @@ class ChunkScheduler:
             return self._plan[-1].copy()
         return self._plan[i].copy()
 
-    def _blend_length(self, old: np.ndarray, new: np.ndarray, p_prev: np.ndarray) -> int:
-        """Crossfade length: long enough that w''*gap/(L*dt)^2 stays under the ratio."""
-        gap = float(np.max(np.abs(new - old)))
-        inner = np.vstack([p_prev, new])
-        accel = np.abs(np.diff(inner, n=2, axis=0)) / self.dt**2 if len(inner) >= 3 else np.zeros(1)
-        ref = max(float(np.max(accel)) if accel.size else 0.0, _MIN_REFERENCE_ACCEL)
+    def _blend_length(self, correction: np.ndarray, new: np.ndarray, overlap: int) -> int:
+        """Crossfade length: long enough that w''*gap/(L*dt)^2 stays under blend_accel_ratio times
+        the chunk's own peak acceleration (at least blend_steps, at most blend_max_steps)."""
+        if overlap <= 0:  # starting from rest (or after the plan ran out): a short fade-in
+            return max(1, min(self.blend_steps, len(new)))
+        gap = float(np.max(np.abs(correction)))
+        accel = np.abs(np.diff(new, n=2, axis=0)) / self.dt**2 if len(new) >= 3 else np.zeros(1)
+        ref = max(float(np.max(accel)), _MIN_REFERENCE_ACCEL)
         needed = math.sqrt(_SMOOTHERSTEP_MAX_CURVATURE * gap / (self.blend_accel_ratio * ref)) / self.dt
         steps = int(math.ceil(max(self.blend_steps, needed)))
         return max(1, min(steps, self.blend_max_steps, len(new)))

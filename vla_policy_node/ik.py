@@ -59,8 +59,9 @@ class IKTarget:
             r = np.asarray(self.rotation, dtype=float)
             if r.shape != (3, 3) or not np.all(np.isfinite(r)):
                 raise ValueError("IK target rotation must be a finite 3x3 matrix")
-            u, _, vt = np.linalg.svd(r)  # re-orthonormalise (policies output approximate rotations)
-            r = u @ vt
+            if np.abs(r.T @ r - np.eye(3)).max() > 1e-9:
+                u, _, vt = np.linalg.svd(r)  # re-orthonormalise (policies output approximate rotations)
+                r = u @ vt
             if np.linalg.det(r) < 0:
                 raise ValueError("IK target rotation is a reflection, not a rotation")
             object.__setattr__(self, "rotation", r)
@@ -139,8 +140,12 @@ def _skew(v: np.ndarray) -> np.ndarray:
 
 
 def _lm_step(jac: np.ndarray, r: np.ndarray, lam: float, eye: np.ndarray) -> np.ndarray:
-    jtj = jac.T @ jac
-    return -np.linalg.solve(jtj + lam * (eye + np.diag(np.diag(jtj))), jac.T @ r)
+    """Levenberg-Marquardt step with Marquardt's diagonal scaling: (J'J + lam (I + diag J'J)) dq = -J'r."""
+    a = jac.T @ jac
+    d = np.einsum("ii->i", a)  # a view of the diagonal
+    d *= 1.0 + lam
+    d += lam
+    return -np.linalg.solve(a, jac.T @ r)
 
 
 def _damped_pinv(j: np.ndarray, damping: float) -> np.ndarray:
@@ -210,6 +215,10 @@ class PinocchioIK:
         self.approach_axis = (np.asarray(approach_axis, dtype=float) / np.linalg.norm(approach_axis)
                               if approach_axis is not None else self._derive_approach_axis(wanted[-1]))
         self._rng = np.random.default_rng(self.settings.seed)
+        self._base_is_world = False
+        base0, _ = self._placements(np.zeros(len(self.joint_names)))
+        self._base_is_world = bool(self.model.frames[self.base_id].parentJoint == 0 and
+                                   np.allclose(base0.homogeneous, np.eye(4)))
         self._pan_offset, self._pan_sign = self._pan_azimuth_map()
 
     # -- kinematics -------------------------------------------------------------------------
@@ -293,13 +302,14 @@ class PinocchioIK:
         pin = self._pin
         qp = self._to_pin(q)
         pin.computeJointJacobians(self.model, self.data, qp)
-        pin.updateFramePlacements(self.model, self.data)
-        jac = pin.getFrameJacobian(self.model, self.data, self.tip_id, pin.LOCAL_WORLD_ALIGNED)
+        pin.updateFramePlacement(self.model, self.data, self.tip_id)
+        jac = pin.getFrameJacobian(self.model, self.data, self.tip_id, pin.LOCAL_WORLD_ALIGNED)[:, self._idx]
+        if self._base_is_world:  # base_link is the URDF root: no change of frame
+            return self.data.oMf[self.tip_id], jac
+        pin.updateFramePlacement(self.model, self.data, self.base_id)
         base = self.data.oMf[self.base_id]
         rb = base.rotation.T
-        pose = base.actInv(self.data.oMf[self.tip_id])
-        jac = jac[:, self._idx]
-        return pose, np.vstack([rb @ jac[:3], rb @ jac[3:]])
+        return base.actInv(self.data.oMf[self.tip_id]), np.vstack([rb @ jac[:3], rb @ jac[3:]])
 
     # -- solving ----------------------------------------------------------------------------
     def _errors(self, pose, target: IKTarget) -> tuple[float, float, float]:
@@ -317,16 +327,16 @@ class PinocchioIK:
         """Weighted residual r(q) (position in m; orientation in rad times `w`) and its
         Jacobian, both in base-frame axes."""
         pose, jac = self._jacobians(q)
-        parts = [pose.translation - target.position]
-        jparts = [jac[:3]]
+        rot, pos = pose.rotation, pose.translation  # pinocchio returns copies: read once
         if target.approach is not None:
-            a = pose.rotation @ self.approach_axis
-            parts.append(w * (a - target.approach))
-            jparts.append(-w * _skew(a) @ jac[3:])  # da/dq = omega x a = -[a]x J_omega
-        elif target.rotation is not None:
-            parts.append(w * pose.rotation @ _rotation_log(target.rotation.T @ pose.rotation))
-            jparts.append(w * jac[3:])  # first order: the log's derivative is J_omega
-        return np.concatenate(parts), np.vstack(jparts)
+            a = rot @ self.approach_axis
+            r = np.concatenate([pos - target.position, w * (a - target.approach)])
+            return r, np.vstack([jac[:3], -w * _skew(a) @ jac[3:]])  # da/dq = -[a]x J_omega
+        if target.rotation is not None:
+            e = rot @ _rotation_log(target.rotation.T @ rot)
+            # first order: the log's derivative is J_omega
+            return np.concatenate([pos - target.position, w * e]), np.vstack([jac[:3], w * jac[3:]])
+        return pos - target.position, jac[:3]
 
     def _iterate(self, target: IKTarget, q0: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                  two_pass: bool = True):
@@ -397,13 +407,13 @@ class PinocchioIK:
 
     def _result(self, target: IKTarget, q: np.ndarray, it: int, lo: np.ndarray, hi: np.ndarray,
                 box_active: bool) -> IKResult:
-        pose, _ = self._jacobians(q)
-        pos_err, app_err, rot_err = self._errors(pose, target)
+        base, tip = self._placements(q)
+        pos_err, app_err, rot_err = self._errors(base.actInv(tip), target)
         s = self.settings
         reached = pos_err <= s.position_tolerance and (
             (target.approach is None and target.rotation is None) or app_err <= s.approach_tolerance)
-        limited = box_active and bool(np.any((np.isclose(q, lo, atol=1e-9) & (lo > self.lower))
-                                             | (np.isclose(q, hi, atol=1e-9) & (hi < self.upper))))
+        limited = box_active and bool(np.any(((q <= lo + 1e-9) & (lo > self.lower))
+                                             | ((q >= hi - 1e-9) & (hi < self.upper))))
         return IKResult(q=q, position_error=pos_err, approach_error=app_err, rotation_error=rot_err,
                         reached=reached, step_limited=limited, iterations=it)
 
@@ -507,7 +517,7 @@ class MoveItIK:
         from moveit.core.robot_state import RobotState  # noqa: F401  (fail early)
         from moveit.planning import MoveItPy
 
-        from so100_description.moveit_config import moveit_config_dict
+        from so100_description.moveit.config import moveit_config_dict
 
         self._fk = PinocchioIK(urdf_xml, tip_frame=tip_frame, variant=variant, settings=settings)
         self.joint_names = self._fk.joint_names

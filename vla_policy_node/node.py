@@ -33,7 +33,7 @@ from .backends import CheckpointError, check_compatibility, make_backend, read_s
 from .backends.base import IMAGE_PREFIX
 from .chunking import ChunkScheduler, Segment
 from .image_conversion import ImageConversionError, compressed_msg_to_rgb, image_msg_to_rgb
-from .observation import JointStateError, ObservationBuilder
+from .observation import RESIZE_MODES, JointStateError, ObservationBuilder
 from .runner import PolicyRunner
 from .safety import JointLimiter, LimitArrays
 
@@ -64,13 +64,15 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "arm_units": ("degrees", "LeRobot units of the policy's arm joints: degrees or range_m100_100"),
     "action_space": ("joint", "policy action space: joint, ee_absolute or ee_delta (T x 7 x,y,z,r,p,y,gripper)"),
     "ee_frame": ("base_link", "frame of end-effector actions"),
+    "ee_gripper_unit": ("rad", "end-effector actions' gripper column: rad (URDF joint angle) or fraction (0 closed..1 open)"),
+    "ee_orientation": ("full", "end-effector orientation tracking of the 5-DOF arm: full, approach (roll free) or none"),
     "fps": (30.0, "Hz; the policy's control rate: time between consecutive actions of a chunk"),
     "actions_per_chunk": (0, "actions used from each chunk (0: the checkpoint's n_action_steps)"),
     "trigger_fraction": (0.5, "start the next inference when this fraction of the current chunk is left "
                               "(or earlier if the measured latency needs it)"),
     "lead_time": (0.03, "s; actions due sooner than this after a chunk arrives are dropped (transport/controller latency)"),
     "blend_steps": (4, "minimum crossfade length (actions) when splicing a new chunk into the current one"),
-    "blend_max_steps": (20, "maximum crossfade length (actions)"),
+    "blend_max_steps": (30, "maximum crossfade length (actions)"),
     "velocity_scale": (1.0, "fraction of the URDF velocity limits the commands may use"),
     "acceleration_scale": (1.0, "fraction of the configured acceleration limits the commands may use"),
     "autostart": (False, "start running the policy at startup (otherwise call ~/enable true)"),
@@ -112,6 +114,13 @@ class PolicyNode(Node):
         self.params = p
         if p["action_space"] not in ACTION_SPACES:
             raise ValueError(f"unknown action_space {p['action_space']!r}; expected one of {ACTION_SPACES}")
+        if p["image_resize"] not in RESIZE_MODES:
+            raise ValueError(f"unknown resize mode {p['image_resize']!r}; expected one of {RESIZE_MODES}")
+        if p["use_follow_joint_trajectory"]:
+            try:
+                import control_msgs.action  # noqa: F401  # type: ignore
+            except ImportError as exc:
+                raise RuntimeError(f"use_follow_joint_trajectory needs control_msgs: {exc}") from None
         if not p["policy_path"]:
             raise CheckpointError("parameter 'policy_path' is empty: give a LeRobot checkpoint folder")
         prefix = p["joint_prefix"]
@@ -121,7 +130,11 @@ class PolicyNode(Node):
         calibration = (load_calibration(p["calibration_file"]) if p["calibration_file"]
                        else nominal_calibration(p["variant"]))
         self.converter = JointUnitConverter(calibration, p["arm_units"], p["variant"])
-        mapper, action_dim = make_action_mapper(p["action_space"], self.converter, p["variant"], p["ee_frame"])
+        ee_options = {} if p["action_space"] == "joint" else dict(
+            fps=float(p["fps"]), velocity_scale=min(1.0, float(p["velocity_scale"])),
+            gripper_unit=p["ee_gripper_unit"], orientation=p["ee_orientation"])
+        mapper, action_dim = make_action_mapper(p["action_space"], self.converter, p["variant"], p["ee_frame"],
+                                                **ee_options)
 
         backend_kwargs: dict[str, Any]
         if p["backend"] == "local":

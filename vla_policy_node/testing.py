@@ -161,10 +161,10 @@ class Spinner:
     """Spin nodes of one context in a background thread (tests)."""
 
     def __init__(self, nodes, context=None):
-        from rclpy.executors import MultiThreadedExecutor
+        from rclpy.executors import SingleThreadedExecutor
 
         self.nodes = list(nodes)
-        self.executor = MultiThreadedExecutor(num_threads=2, context=context)
+        self.executor = SingleThreadedExecutor(context=context)
         for node in nodes:
             self.executor.add_node(node)
         self.thread = threading.Thread(target=self._spin, daemon=True)
@@ -196,13 +196,12 @@ def wait_for(predicate: Callable[[], bool], timeout: float, poll: float = 0.02) 
 
 
 def call_service(node, srv_type, name: str, request, timeout: float = 10.0):
+    # the client lives as long as the node: destroying it while the executor still holds its
+    # task makes rclpy print "exception never retrieved"
     client = node.create_client(srv_type, name)
-    try:
-        if not client.wait_for_service(timeout_sec=timeout):
-            raise TimeoutError(f"service {name} not available")
-        future = client.call_async(request)
-        if not wait_for(future.done, timeout):
-            raise TimeoutError(f"service {name} did not answer")
-        return future.result()
-    finally:
-        node.destroy_client(client)
+    if not client.wait_for_service(timeout_sec=timeout):
+        raise TimeoutError(f"service {name} not available")
+    future = client.call_async(request)
+    if not wait_for(future.done, timeout):
+        raise TimeoutError(f"service {name} did not answer")
+    return future.result()

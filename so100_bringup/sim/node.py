@@ -37,7 +37,6 @@ PARAMS: dict[str, tuple[Any, str]] = {
     "clock_rate_hz": (250.0, "/clock messages per second of sim time"),
     "joint_state_rate_hz": (100.0, "joint_states messages per second of sim time"),
     "camera_rate_hz": (30.0, "Images per camera per second of sim time"),
-    "cameras": (["front", "wrist"], "Cameras to render and publish (subset of front, wrist; [] = none)"),
     "image_width": (320, "Image width (px) of every camera"),
     "image_height": (240, "Image height (px) of every camera"),
     "shadows": (False, "Shadow mapping (about 10x slower with software rendering)"),
@@ -115,6 +114,7 @@ def _make_node_class():
     import rclpy
     from builtin_interfaces.msg import Time
     from diagnostic_msgs.msg import DiagnosticArray
+    from rcl_interfaces.msg import ParameterDescriptor
     from rclpy.node import Node
     from rosgraph_msgs.msg import Clock
     from sensor_msgs.msg import CameraInfo, Image, JointState
@@ -139,6 +139,12 @@ def _make_node_class():
         def __init__(self, **kwargs):
             super().__init__("mujoco_sim", **kwargs)
             p = declare_params(self, PARAMS)
+            # An empty list on the command line has no type, so this one is declared untyped.
+            self.declare_parameter("cameras", ["front", "wrist"], ParameterDescriptor(
+                description="Cameras to render and publish (subset of front, wrist; [] = none)",
+                dynamic_typing=True))
+            cameras = self.get_parameter_or("cameras", None).value
+            p["cameras"] = [str(c) for c in cameras] if cameras else []
             self.p = p
             if p["mode"] not in ("standalone", "hardware"):
                 raise ValueError(f"mode must be standalone or hardware, got {p['mode']!r}")

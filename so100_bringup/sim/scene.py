@@ -57,8 +57,8 @@ class SceneConfig:
     target_xy_range: tuple[tuple[float, float], tuple[float, float]] = ((0.15, -0.18), (0.30, 0.18))
     target_size_m: float = 0.08  # side of the square target area
     min_target_distance_m: float = 0.09  # cube and target never start overlapping
-    front_camera_pos: tuple[float, float, float] = (0.60, -0.28, 0.36)
-    front_camera_target: tuple[float, float, float] = (0.18, 0.0, 0.04)
+    front_camera_pos: tuple[float, float, float] = (0.72, -0.30, 0.42)
+    front_camera_target: tuple[float, float, float] = (0.18, 0.0, 0.10)
     front_camera_fovy_deg: float = 50.0
     wrist_camera_fovy_deg: float = 75.0
     home_positions: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)  # rad, JOINT_NAMES order
@@ -96,38 +96,19 @@ def official_assets_dir() -> Path:
 
 
 def project_urdf(variant: str) -> str:
-    """The project's URDF for MuJoCo, with plain absolute mesh paths."""
-    try:
-        from so100_description import robot_description
-    except ImportError:  # description package without the Python API: run xacro ourselves
-        robot_description = None
-    if robot_description is not None:
-        try:
-            urdf = robot_description(variant, "mujoco", ros2_control="false")
-        except TypeError:
-            urdf = robot_description(variant, "mujoco")
-    else:
-        urdf = _xacro_urdf(variant)
+    """The project's URDF for MuJoCo (plain absolute mesh paths, no ros2_control block)."""
+    from so100_description import robot_description
+
+    urdf = robot_description(variant, "mujoco", ros2_control=False)
     # MuJoCo opens mesh files by path; tolerate URIs meant for ROS tools.
     return re.sub(r'filename="file://', 'filename="', urdf)
-
-
-def _xacro_urdf(variant: str) -> str:
-    import xacro
-
-    from so100_description.joints import LIMITS_FILE
-
-    root = Path(__file__).resolve().parents[2] / "so100_description" / "urdf"
-    doc = xacro.process_file(str(root / "so100_arm.urdf.xacro"), mappings={
-        "variant": variant, "hardware": "mujoco", "ros2_control": "false",
-        "mesh_dir": str(official_assets_dir() / "assets"), "mesh_uri_prefix": "",
-        "limits_file": str(LIMITS_FILE)})
-    return doc.toprettyxml(indent="  ")
 
 
 def _arm_spec(cfg: SceneConfig) -> tuple[mujoco.MjSpec, SceneNames]:
     if cfg.arm_source == "official_mjcf":
         spec = mujoco.MjSpec.from_file(str(official_assets_dir() / "so101_new_calib.xml"))
+        for actuator in list(spec.actuators):  # replaced by the same tuning as the URDF arm
+            spec.delete(actuator)
         return spec, SceneNames(gripper_body="gripper", tcp_body="")
     if cfg.variant != "so101":
         log.warning("variant %s: the URDF has no meshes for it; using its primitive shapes", cfg.variant)
@@ -217,7 +198,8 @@ def _configure_arm(spec: mujoco.MjSpec, names: SceneNames, cfg: SceneConfig) -> 
     # keep the scene's own visual-only geoms (floor, target area).
     spec.compiler.discardvisual = False
     for geom in spec.geoms:  # everything so far belongs to the arm
-        geom.contype, geom.conaffinity = ARM_CONTYPE, ARM_CONAFFINITY
+        if geom.contype or geom.conaffinity:  # leave visual-only geoms visual
+            geom.contype, geom.conaffinity = ARM_CONTYPE, ARM_CONAFFINITY
     for name in JOINT_NAMES:
         joint = spec.joint(name)
         if joint is None:

@@ -46,13 +46,14 @@ def _image_stats():
 def make_random_act(out_dir: str | Path, cameras: Sequence[str] = ("front", "wrist"),
                     image_hw: tuple[int, int] = (240, 320), seed: int = 0, chunk_size: int = 50,
                     n_action_steps: int | None = None, arm_units: str = "degrees",
-                    dim_model: int = 64, device: str = "cpu") -> Path:
+                    dim_model: int = 64, device: str = "cpu", action_dim: int = STATE_DIM) -> Path:
     """Write a random-initialised ACT checkpoint to `out_dir` and return its path.
 
     cameras: names of `observation.images.<name>` inputs (at least one; ACT needs an image).
     image_hw: (height, width) the policy expects. chunk_size: actions per inference.
     arm_units: LeRobot unit convention the (fake) dataset stats are in: "degrees" or
-    "range_m100_100"; the gripper is 0..100 either way.
+    "range_m100_100"; the gripper is 0..100 either way. action_dim: 6 (joints) or 7 (an
+    end-effector policy: x, y, z, roll, pitch, yaw, gripper; its stats are then generic).
     """
     import torch
     from lerobot.configs import FeatureType, PolicyFeature
@@ -68,7 +69,7 @@ def make_random_act(out_dir: str | Path, cameras: Sequence[str] = ("front", "wri
     input_features = {"observation.state": PolicyFeature(type=FeatureType.STATE, shape=(STATE_DIM,))}
     for key in image_keys:
         input_features[key] = PolicyFeature(type=FeatureType.VISUAL, shape=(3, height, width))
-    output_features = {"action": PolicyFeature(type=FeatureType.ACTION, shape=(STATE_DIM,))}
+    output_features = {"action": PolicyFeature(type=FeatureType.ACTION, shape=(int(action_dim),))}
     config = ACTConfig(
         input_features=input_features, output_features=output_features, device=device,
         chunk_size=chunk_size, n_action_steps=n_action_steps or chunk_size,
@@ -78,7 +79,11 @@ def make_random_act(out_dir: str | Path, cameras: Sequence[str] = ("front", "wri
     )
     policy = ACTPolicy(config)
     policy.eval()
-    stats = {"observation.state": _vector_stats(arm_units), "action": _vector_stats(arm_units)}
+    action_stats = _vector_stats(arm_units)
+    if action_dim != STATE_DIM:
+        action_stats = {k: torch.zeros(int(action_dim)) if k == "mean" else torch.ones(int(action_dim)) * (
+            -1.0 if k in ("min", "q01", "q10") else 1.0) for k in action_stats}
+    stats = {"observation.state": _vector_stats(arm_units), "action": action_stats}
     stats.update({key: _image_stats() for key in image_keys})
     preprocessor, postprocessor = make_pre_post_processors(config, dataset_stats=stats)
     out = Path(out_dir)
@@ -114,9 +119,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--chunk-size", type=int, default=50)
     parser.add_argument("--arm-units", default="degrees", choices=sorted(_ARM_STATS))
+    parser.add_argument("--action-dim", type=int, default=STATE_DIM, help="6 joints, or 7 for an EE policy")
     args = parser.parse_args(argv)
     path = make_random_act(args.out_dir, cameras=args.cameras, image_hw=(args.height, args.width),
-                           seed=args.seed, chunk_size=args.chunk_size, arm_units=args.arm_units)
+                           seed=args.seed, chunk_size=args.chunk_size, arm_units=args.arm_units,
+                           action_dim=args.action_dim)
     print(path)
     return 0
 

@@ -1,0 +1,475 @@
+"""so100_demo (`make demo`): one closed-loop episode, MuJoCo sim + policy node over real DDS.
+
+Starts the MuJoCo sim node and the VLA policy node as separate ROS 2 processes (what
+launch/sim_mujoco.launch.py does on a full ROS machine), runs one episode on sim time, then
+writes under ./out/demo-<time>/:
+  front.mp4 (or .gif without ffmpeg)  the front camera as the policy saw it
+  summary.json                        success, latencies, control and camera rates, RTF
+  logs/sim.log, logs/policy.log       the children's output
+Without --policy it uses a random-initialised small ACT (cached under ./out/policies/): the
+arm moves, but not purposefully, until the project ships a trained policy.
+
+Node graph (default names):
+  mujoco_sim --/clock, /joint_states, /camera/{front,wrist}/image_raw(+camera_info)--> vla_policy_node
+  vla_policy_node --/arm_controller/joint_trajectory, /gripper_controller/joint_trajectory--> mujoco_sim
+  mujoco_sim --/sim/task_success--> so100_demo (recorder: /camera/front/image_raw, /diagnostics)
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+PREFIX = "[so100_demo]"
+
+
+def log(text: str) -> None:
+    print(f"{PREFIX} {text}", flush=True)
+
+
+# --------------------------------------------------------------------------------------------
+# Episode statistics (plain Python)
+# --------------------------------------------------------------------------------------------
+def series_stats(values: Sequence[float]) -> dict[str, float] | None:
+    if not len(values):
+        return None
+    arr = np.asarray(values, dtype=float)
+    return {"mean": float(arr.mean()), "p50": float(np.percentile(arr, 50)),
+            "p95": float(np.percentile(arr, 95)), "max": float(arr.max()), "n": int(arr.size)}
+
+
+@dataclass
+class EpisodeLog:
+    """What the recorder saw, all times in sim seconds unless named *_wall."""
+    start: float | None = None
+    now: float = 0.0
+    frames: int = 0
+    image_stamps: list[float] = field(default_factory=list)
+    image_transport_s: list[float] = field(default_factory=list)  # sim time receipt - stamp
+    trajectory_times: list[float] = field(default_factory=list)
+    trajectory_points: int = 0
+    joint_state_times: list[float] = field(default_factory=list)
+    success_at: float | None = None
+    inference_ms: list[float] = field(default_factory=list)
+    image_to_publish_ms: list[float] = field(default_factory=list)
+    sim_rtf: list[float] = field(default_factory=list)
+    first_positions: np.ndarray | None = None
+    last_positions: np.ndarray | None = None
+    joint_travel_rad: float = 0.0  # summed |change| of all joints: did the policy move the arm?
+
+    def elapsed(self) -> float:
+        return 0.0 if self.start is None else self.now - self.start
+
+    def summary(self, wall_s: float) -> dict[str, Any]:
+        dur = max(self.elapsed(), 1e-9)
+
+        def rate(times: list[float]) -> float:
+            inside = [t for t in times if self.start is not None and t >= self.start]
+            return len(inside) / dur
+
+        return {
+            "success": self.success_at is not None,
+            "success_at_s": None if self.success_at is None else self.success_at - (self.start or 0.0),
+            "sim_duration_s": self.elapsed(),
+            "wall_duration_s": wall_s,  # of the episode, startup excluded
+            "real_time_factor": self.elapsed() / wall_s if wall_s > 0 else None,
+            "sim_real_time_factor_reported": series_stats(self.sim_rtf),
+            "control": {
+                "trajectories": len(self.trajectory_times),
+                "trajectory_rate_hz": rate(self.trajectory_times),
+                "trajectory_points": self.trajectory_points,
+                "joint_state_rate_hz": rate(self.joint_state_times),
+                "front_camera_rate_hz": rate(self.image_stamps),
+            },
+            "latency_ms": {
+                "policy_inference": series_stats(self.inference_ms),
+                "policy_image_to_publish": series_stats(self.image_to_publish_ms),
+                "image_transport_sim_time": series_stats([1e3 * x for x in self.image_transport_s]),
+            },
+            "joint_travel_rad": self.joint_travel_rad,
+            "video_frames": self.frames,
+        }
+
+    def add_joint_state(self, stamp: float, positions: Sequence[float]) -> None:
+        self.joint_state_times.append(stamp)
+        pos = np.asarray(positions, dtype=float)
+        if self.last_positions is not None and self.last_positions.shape == pos.shape:
+            self.joint_travel_rad += float(np.abs(pos - self.last_positions).sum())
+        else:
+            self.first_positions = pos
+        self.last_positions = pos
+
+
+class VideoWriter:
+    """mp4 through imageio-ffmpeg; a gif when ffmpeg is unavailable."""
+
+    def __init__(self, stem: Path, fps: float):
+        import imageio.v2 as imageio
+
+        self._frames_gif: list[np.ndarray] = []
+        try:
+            import imageio_ffmpeg  # noqa: F401
+
+            self.path = stem.with_suffix(".mp4")
+            self._writer = imageio.get_writer(self.path, fps=fps, codec="libx264", quality=7,
+                                              macro_block_size=1, ffmpeg_log_level="error")
+        except Exception:  # noqa: BLE001 - no ffmpeg: gif
+            self.path = stem.with_suffix(".gif")
+            self._writer = None
+        self._fps = fps
+
+    def add(self, frame: np.ndarray) -> None:
+        if self._writer is not None:
+            self._writer.append_data(frame)
+        else:
+            self._frames_gif.append(frame[::2, ::2].copy())
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        elif self._frames_gif:
+            import imageio.v2 as imageio
+
+            imageio.mimsave(self.path, self._frames_gif, duration=1.0 / self._fps, loop=0)
+
+
+# --------------------------------------------------------------------------------------------
+# Child processes
+# --------------------------------------------------------------------------------------------
+class Children:
+    """The launched nodes; stopped with SIGINT, then SIGTERM, then SIGKILL."""
+
+    def __init__(self, log_dir: Path, env: dict[str, str], grace_s: float = 5.0):
+        self.log_dir = log_dir
+        self.env = env
+        self.grace_s = grace_s  # per escalation step
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str, args: list[str]) -> subprocess.Popen:
+        with open(self.log_dir / f"{name}.log", "w") as out:
+            proc = subprocess.Popen(args, env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True)  # our Ctrl-C handling stops them in order
+        self.procs[name] = proc
+        log(f"started {name} (pid {proc.pid}), log: {self.log_dir / f'{name}.log'}")
+        return proc
+
+    def check(self) -> None:
+        for name, proc in self.procs.items():
+            if proc.poll() is not None:
+                tail = (self.log_dir / f"{name}.log").read_text(errors="replace").splitlines()[-15:]
+                raise RuntimeError(f"{name} exited with code {proc.returncode}:\n  " + "\n  ".join(tail))
+
+    def stop(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+            wait = self.grace_s
+            alive = [p for p in self.procs.values() if p.poll() is None]
+            if not alive:
+                return
+            for p in alive:
+                try:
+                    p.send_signal(sig)
+                except ProcessLookupError:
+                    pass
+            deadline = time.monotonic() + wait
+            for p in alive:
+                try:
+                    p.wait(timeout=max(0.0, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    pass
+
+
+def child_env() -> dict[str, str]:
+    from so100_description.paths import ensure_ament_prefix
+
+    ensure_ament_prefix()
+    env = os.environ.copy()
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env["PYTHONUNBUFFERED"] = "1"
+    env.setdefault("RCUTILS_COLORIZED_OUTPUT", "0")
+    return env
+
+
+def ensure_policy(path: str | None, out_root: Path, width: int, height: int, seed: int) -> tuple[Path, bool]:
+    """(checkpoint folder, is_random). Builds and caches the random ACT when no path is given."""
+    if path:
+        folder = Path(path).expanduser()
+        if not (folder / "config.json").is_file():
+            raise FileNotFoundError(f"--policy {folder}: no config.json (not a LeRobot checkpoint folder)")
+        return folder, False
+    folder = out_root / "policies" / f"random_act_{width}x{height}_seed{seed}"
+    if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
+        log(f"building a random-initialised ACT (no trained policy yet) in {folder}")
+        from vla_policy_node.tools.make_random_act import make_random_act
+
+        make_random_act(folder, cameras=("front", "wrist"), image_hw=(height, width), seed=seed)
+    return folder, True
+
+
+# --------------------------------------------------------------------------------------------
+# The recorder node
+# --------------------------------------------------------------------------------------------
+def _make_recorder(context, episode: EpisodeLog, video: VideoWriter | None, lock: threading.Lock):
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.node import Node
+    from rclpy.parameter import Parameter
+    from rosgraph_msgs.msg import Clock
+    from sensor_msgs.msg import Image, JointState
+    from std_msgs.msg import Bool
+    from trajectory_msgs.msg import JointTrajectory
+
+    from so100_bringup.ros_common import COMMAND_QOS, IMAGE_QOS, LATCHED_QOS, STATE_QOS
+
+    def secs(stamp) -> float:
+        return stamp.sec + stamp.nanosec * 1e-9
+
+    class Recorder(Node):
+        def __init__(self):
+            super().__init__("so100_demo_recorder", context=context,
+                             parameter_overrides=[Parameter("use_sim_time", value=True)])
+            self.recording = False
+            self.create_subscription(Clock, "/clock", self._on_clock, 10)
+            self.create_subscription(Image, "/camera/front/image_raw", self._on_image, IMAGE_QOS)
+            self.create_subscription(JointState, "/joint_states", self._on_joint_state, STATE_QOS)
+            for topic in ("/arm_controller/joint_trajectory", "/gripper_controller/joint_trajectory"):
+                self.create_subscription(JointTrajectory, topic, self._on_trajectory, COMMAND_QOS)
+            self.create_subscription(Bool, "/sim/task_success", self._on_success, LATCHED_QOS)
+            self.create_subscription(DiagnosticArray, "/diagnostics", self._on_diagnostics, 10)
+            self.clock_seen = False
+
+        def _on_clock(self, msg: Clock) -> None:
+            self.clock_seen = True
+            with lock:
+                episode.now = secs(msg.clock)
+
+        def _on_image(self, msg: Image) -> None:
+            if not self.recording or msg.encoding != "rgb8":
+                return
+            frame = np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width, 3)
+            with lock:
+                episode.frames += 1
+                episode.image_stamps.append(secs(msg.header.stamp))
+                episode.image_transport_s.append(max(0.0, episode.now - secs(msg.header.stamp)))
+            if video is not None:
+                video.add(frame)
+
+        def _on_joint_state(self, msg: JointState) -> None:
+            if self.recording:
+                with lock:
+                    episode.add_joint_state(secs(msg.header.stamp), msg.position)
+
+        def _on_trajectory(self, msg: JointTrajectory) -> None:
+            if self.recording:
+                with lock:
+                    episode.trajectory_times.append(episode.now)
+                    episode.trajectory_points += len(msg.points)
+
+        def _on_success(self, msg: Bool) -> None:
+            if self.recording and msg.data:
+                with lock:
+                    if episode.success_at is None:
+                        episode.success_at = episode.now
+
+        def _on_diagnostics(self, msg: DiagnosticArray) -> None:
+            if not self.recording:
+                return
+            for status in msg.status:
+                values = {kv.key: kv.value for kv in status.values}
+                with lock:
+                    if "inference_latency_ms" in values and int(values.get("inferences", "0") or 0) > 0:
+                        _append_float(episode.inference_ms, values["inference_latency_ms"])
+                        _append_float(episode.image_to_publish_ms, values.get("image_to_publish_ms"))
+                    if "real_time_factor" in values and "sim_time_s" in values:
+                        _append_float(episode.sim_rtf, values["real_time_factor"])
+
+    return Recorder()
+
+
+def _append_float(target: list[float], text: str | None) -> None:
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        return
+    if np.isfinite(value) and value > 0:
+        target.append(value)
+
+
+def _call(node, executor, srv_type, name: str, request, timeout: float, children: Children):
+    client = node.create_client(srv_type, name)
+    deadline = time.monotonic() + timeout
+    while not client.service_is_ready():
+        children.check()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"service {name} not available after {timeout:.0f} s")
+        executor.spin_once(timeout_sec=0.2)
+    future = client.call_async(request)
+    while not future.done():
+        children.check()
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"service {name} did not answer within {timeout:.0f} s")
+        executor.spin_once(timeout_sec=0.1)
+    return future.result()
+
+
+# --------------------------------------------------------------------------------------------
+# main
+# --------------------------------------------------------------------------------------------
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(prog="so100_demo", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--policy", default=os.environ.get("SO100_DEMO_POLICY", ""),
+                    help="LeRobot checkpoint folder (default: a random-initialised ACT)")
+    ap.add_argument("--duration", type=float, default=10.0, help="episode length, s of sim time")
+    ap.add_argument("--out", default="out", help="output root (a demo-<time>/ folder is made inside)")
+    ap.add_argument("--seed", type=int, default=0, help="object layout and random-policy seed")
+    ap.add_argument("--width", type=int, default=320)
+    ap.add_argument("--height", type=int, default=240)
+    ap.add_argument("--rtf", type=float, default=1.0, help="target real-time factor of the sim (0: max)")
+    ap.add_argument("--task", default="lift", choices=("lift", "place"), help="success criterion")
+    ap.add_argument("--instruction", default="pick up the red cube", help="task text for VLA policies")
+    ap.add_argument("--startup-timeout", type=float, default=240.0, help="s to wait for the nodes")
+    ap.add_argument("--no-video", action="store_true")
+    return ap.parse_args(argv)
+
+
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM: same clean shutdown of the children as Ctrl-C
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _terminate)
+    out_root = Path(args.out).resolve()
+    run_dir = out_root / datetime.now().strftime("demo-%Y%m%d-%H%M%S")
+    (run_dir / "logs").mkdir(parents=True, exist_ok=True)
+    try:
+        return _run(args, out_root, run_dir)
+    except KeyboardInterrupt:
+        log("interrupted; children stopped")
+        return 130
+    except Exception as exc:  # noqa: BLE001 - one clear message for the user
+        log(f"failed: {exc}")
+        log(f"logs: {run_dir / 'logs'}")
+        return 1
+
+
+def _run(args: argparse.Namespace, out_root: Path, run_dir: Path) -> int:
+    policy_dir, is_random = ensure_policy(args.policy, out_root, args.width, args.height, args.seed)
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from std_srvs.srv import SetBool, Trigger
+
+    env = child_env()
+    children = Children(run_dir / "logs", env)
+    py = sys.executable
+    sim_params = {"image_width": args.width, "image_height": args.height, "seed": args.seed,
+                  "real_time_factor": args.rtf, "task": args.task}
+    policy_params = {"policy_path": str(policy_dir), "use_sim_time": True, "task": args.instruction,
+                     "autostart": False}
+    context = rclpy.Context()
+    rclpy.init(context=context, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
+    episode, lock = EpisodeLog(), threading.Lock()
+    video = None if args.no_video else VideoWriter(run_dir / "front", fps=30.0)
+    recorder = executor = None
+    wall0 = time.monotonic()
+    try:
+        log(f"starting the MuJoCo sim and the policy node ({'random ACT' if is_random else policy_dir})")
+        children.start("sim", [py, "-m", "so100_bringup.sim.node", "--ros-args",
+                               *_params_file("sim.yaml"), *_ros_params(sim_params)])
+        children.start("policy", [py, "-m", "vla_policy_node.node", "--ros-args",
+                                  *_params_file("policy.yaml"), *_ros_params(policy_params)])
+        recorder = _make_recorder(context, episode, video, lock)
+        executor = SingleThreadedExecutor(context=context)
+        executor.add_node(recorder)
+
+        deadline = time.monotonic() + args.startup_timeout
+        while not recorder.clock_seen:
+            children.check()
+            if time.monotonic() > deadline:
+                raise TimeoutError("the sim published no /clock")
+            executor.spin_once(timeout_sec=0.2)
+        log("sim running; waiting for the policy to load")
+        reset = _call(recorder, executor, Trigger, "/mujoco_sim/reset", Trigger.Request(),
+                      args.startup_timeout, children)
+        log(f"reset: {reset.message}")
+        enable = _call(recorder, executor, SetBool, "/vla_policy_node/enable", SetBool.Request(data=True),
+                       args.startup_timeout, children)
+        if not enable.success:
+            raise RuntimeError(f"the policy node refused to start: {enable.message}")
+        with lock:
+            episode.start = episode.now
+        recorder.recording = True
+        wall0 = time.monotonic()
+        log(f"episode running for {args.duration:.1f} s of sim time")
+        last_print = 0.0
+        while episode.elapsed() < args.duration:
+            children.check()
+            executor.spin_once(timeout_sec=0.05)
+            if time.monotonic() - last_print >= 1.0:
+                last_print = time.monotonic()
+                with lock:
+                    print(f"{PREFIX}   t={episode.elapsed():5.1f}/{args.duration:.1f} s  frames={episode.frames:4d}  "
+                          f"trajectories={len(episode.trajectory_times):4d}  "
+                          f"success={'yes' if episode.success_at is not None else 'no'}", flush=True)
+        recorder.recording = False
+        try:
+            _call(recorder, executor, SetBool, "/vla_policy_node/enable", SetBool.Request(data=False), 10.0, children)
+        except Exception:  # noqa: BLE001 - stopping anyway
+            pass
+        wall = time.monotonic() - wall0
+        summary = episode.summary(wall)
+        summary.update(policy={"path": str(policy_dir), "random_init": is_random, "instruction": args.instruction},
+                       seed=args.seed, task=args.task, image_size=[args.width, args.height],
+                       video=None if video is None else str(video.path), logs=str(run_dir / "logs"))
+    finally:
+        children.stop()
+        if video is not None:
+            video.close()
+        if executor is not None:
+            executor.shutdown(timeout_sec=1.0)
+        if recorder is not None:
+            recorder.destroy_node()
+        rclpy.try_shutdown(context=context)
+
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    lat = summary["latency_ms"]["policy_inference"]
+    log(f"done: success={summary['success']}, {summary['control']['trajectories']} trajectories "
+        f"({summary['control']['trajectory_rate_hz']:.1f}/s), inference "
+        f"{'n/a' if lat is None else f'{lat['p50']:.0f} ms p50'}, RTF {summary['real_time_factor']:.2f}")
+    if video is not None:
+        log(f"video:   {video.path}")
+    log(f"summary: {run_dir / 'summary.json'}")
+    return 0
+
+
+def _params_file(name: str) -> list[str]:
+    """--params-file for config/<name> when the package has it (defaults live there)."""
+    from so100_description.paths import config_path
+
+    try:
+        return ["--params-file", str(config_path(name))]
+    except FileNotFoundError:
+        return []
+
+
+def _ros_params(params: dict[str, Any]) -> list[str]:
+    out: list[str] = []
+    for key, value in params.items():
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        out += ["-p", f"{key}:={value}"]
+    return out
+
+
+if __name__ == "__main__":
+    sys.exit(main())

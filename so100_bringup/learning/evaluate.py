@@ -1,0 +1,270 @@
+"""Evaluate a LeRobot checkpoint on the MuJoCo pick-and-place task two ways, same seeds:
+
+* ros:    the sim node and the policy node as separate processes over real DDS (sim time);
+          per episode: policy ~/enable false, sim ~/reset, policy ~/enable true, watch
+          sim/task_success for up to `episode_s` of sim time.
+* direct: no ROS: the plain-Python sim (`ArmSim`, same scene, same seed, same reset sequence)
+          and the checkpoint through the policy node's own backend and observation code,
+          LeRobot-style synchronous rollout: one chunk of n_action_steps actions, each held
+          1/fps of sim time, then the next observation.
+
+Both print a success rate; the command prints them side by side (goal: ros >= 0.95 x direct).
+
+    python -m so100_bringup.learning.evaluate --policy models/act_so101_pick_sim --episodes 20 --seed 100
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+
+@dataclass
+class EvalSettings:
+    policy: Path
+    episodes: int = 10
+    seed: int = 100
+    episode_s: float = 20.0  # sim seconds per episode
+    task: str = "place"  # the sim's success criterion (lift or place)
+    instruction: str = "pick the cube and place it in the target area"
+    fps: float = 30.0  # policy control rate (the dataset's fps)
+    image_width: int = 320
+    image_height: int = 240
+    torch_threads: int = 1
+    real_time_factor: float = 1.0  # ros mode: sim pacing (the policy node runs on wall time too)
+
+
+@dataclass
+class EvalResult:
+    mode: str
+    successes: list[bool] = field(default_factory=list)
+    seconds: float = 0.0
+    notes: str = ""
+
+    @property
+    def rate(self) -> float:
+        return float(np.mean(self.successes)) if self.successes else 0.0
+
+
+# --------------------------------------------------------------------------------------------
+# direct (no ROS)
+# --------------------------------------------------------------------------------------------
+def evaluate_direct(s: EvalSettings, progress=print) -> EvalResult:
+    from so100_bringup.sim.gl import ensure_gl_backend
+
+    ensure_gl_backend()
+    from so100_bringup.calibration import JointUnitConverter, nominal_calibration
+    from so100_bringup.sim.physics import ArmSim
+    from so100_bringup.sim.render import CameraRenderer
+    from so100_bringup.sim.scene import SceneConfig, build_scene
+    from vla_policy_node.backends.base import IMAGE_PREFIX, PolicyInput
+    from vla_policy_node.backends.local import LocalLeRobotBackend
+    from vla_policy_node.observation import fit_image
+
+    t0 = time.monotonic()
+    backend = LocalLeRobotBackend(s.policy, torch_threads=s.torch_threads)
+    spec = backend.spec
+    n_actions = int(getattr(backend.config, "n_action_steps", spec.chunk_size) or spec.chunk_size)
+    cfg = SceneConfig(image_width=s.image_width, image_height=s.image_height)
+    model, names = build_scene(cfg)
+    sim = ArmSim(model, names, cfg, task=s.task, seed=s.seed)
+    cameras = spec.camera_names
+    renderer = CameraRenderer(model, cameras, cfg.image_width, cfg.image_height) if cameras else None
+    converter = JointUnitConverter(nominal_calibration(cfg.variant))
+    steps_per_action = max(1, int(round(1.0 / (s.fps * sim.timestep))))
+    result = EvalResult("direct")
+    try:
+        for ep in range(s.episodes):
+            sim.reset()  # the sim node's ~/reset: the next layout of the seeded sequence
+            backend.reset()
+            start, success = sim.time, False
+            while sim.time - start < s.episode_s and not success:
+                state = converter.state_vector(dict(zip(sim.joint_names, sim.joint_positions())))
+                images = {IMAGE_PREFIX + c: fit_image(renderer.render(sim.data, c), spec.image_hw(IMAGE_PREFIX + c))
+                          for c in cameras}
+                chunk = backend.predict_chunk(PolicyInput(state=state.astype(np.float32), images=images,
+                                                          task=s.instruction))
+                for action in chunk[:n_actions]:
+                    target = converter.positions_from_action(action)
+                    sim.set_targets([target[j] for j in sim.joint_names])
+                    for _ in range(steps_per_action):
+                        sim.step()
+                        success = success or sim.task_success()
+                    if success or sim.time - start >= s.episode_s:
+                        break
+            result.successes.append(success)
+            progress(f"[direct] episode {ep + 1}/{s.episodes}: {'success' if success else 'fail'}")
+    finally:
+        if renderer is not None:
+            renderer.close()
+    result.seconds = time.monotonic() - t0
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# over ROS (separate processes, real DDS)
+# --------------------------------------------------------------------------------------------
+def _start(args: list[str], log_path: Path) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0")
+    log = open(log_path, "w")
+    return subprocess.Popen([sys.executable, *args], env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def sim_args(s: EvalSettings, cameras: Sequence[str]) -> list[str]:
+    cams = "[" + ",".join(cameras) + "]"
+    return ["-m", "so100_bringup.sim.node", "--ros-args", "-p", f"task:={s.task}", "-p", f"seed:={s.seed}",
+            "-p", f"cameras:={cams}", "-p", f"image_width:={s.image_width}", "-p", f"image_height:={s.image_height}",
+            "-p", f"real_time_factor:={s.real_time_factor}"]
+
+
+def policy_args(s: EvalSettings) -> list[str]:
+    return ["-m", "vla_policy_node.node", "--ros-args", "-p", f"policy_path:={s.policy}",
+            "-p", "use_sim_time:=true", "-p", f"fps:={s.fps}", "-p", f"task:={s.instruction}",
+            "-p", f"torch_threads:={s.torch_threads}", "-p", "autostart:=false"]
+
+
+def evaluate_ros(s: EvalSettings, log_dir: Path, progress=print) -> EvalResult:
+    import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.parameter import Parameter
+    from std_msgs.msg import Bool
+    from std_srvs.srv import SetBool, Trigger
+
+    from so100_bringup.ros_common import LATCHED_QOS
+    from vla_policy_node.backends.base import read_spec_from_config
+
+    t0 = time.monotonic()
+    log_dir.mkdir(parents=True, exist_ok=True)
+    cameras = read_spec_from_config(Path(s.policy)).camera_names
+    procs = [_start(sim_args(s, cameras), log_dir / "sim.log"), _start(policy_args(s), log_dir / "policy.log")]
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("evaluator", context=context,
+                             parameter_overrides=[Parameter("use_sim_time", value=True)])
+    state = {"success": False, "armed": False}
+
+    def on_success(msg: Bool) -> None:
+        if state["armed"] and msg.data:
+            state["success"] = True
+
+    node.create_subscription(Bool, "/sim/task_success", on_success, LATCHED_QOS)
+    reset = node.create_client(Trigger, "/mujoco_sim/reset")
+    enable = node.create_client(SetBool, "/vla_policy_node/enable")
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(node)
+    spin = threading.Thread(target=executor.spin, daemon=True)
+    spin.start()
+
+    def call(client, request, timeout=120.0):
+        if not client.wait_for_service(timeout_sec=timeout):
+            raise RuntimeError(f"{client.srv_name} not available (see logs in {log_dir})")
+        future = client.call_async(request)
+        deadline = time.monotonic() + timeout
+        while not future.done():
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                raise RuntimeError(f"{client.srv_name} did not answer (see logs in {log_dir})")
+            time.sleep(0.01)
+        return future.result()
+
+    def sim_now() -> float:
+        return node.get_clock().now().nanoseconds * 1e-9
+
+    result = EvalResult("ros")
+    try:
+        call(enable, SetBool.Request(data=False))
+        for ep in range(s.episodes):
+            call(enable, SetBool.Request(data=False))
+            state["armed"], state["success"] = False, False
+            reply = call(reset, Trigger.Request())
+            if not reply.success:
+                raise RuntimeError(f"sim reset failed: {reply.message}")
+            time.sleep(0.2)  # the latched success=False of the reset arrives first
+            state["armed"] = True
+            start = sim_now()
+            reply = call(enable, SetBool.Request(data=True))
+            if not reply.success:
+                raise RuntimeError(f"policy node refused to start: {reply.message}")
+            while sim_now() - start < s.episode_s and not state["success"]:
+                if any(p.poll() is not None for p in procs):
+                    raise RuntimeError(f"a node exited (see logs in {log_dir})")
+                time.sleep(0.02)
+            call(enable, SetBool.Request(data=False))
+            result.successes.append(bool(state["success"]))
+            progress(f"[ros] episode {ep + 1}/{s.episodes}: {'success' if state['success'] else 'fail'}")
+    finally:
+        executor.shutdown()
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+        for p in procs:
+            _stop(p)
+    result.seconds = time.monotonic() - t0
+    return result
+
+
+def table(results: Sequence[EvalResult]) -> str:
+    lines = [f"{'mode':<8} {'success':>8} {'rate':>6} {'time':>8}"]
+    for r in results:
+        lines.append(f"{r.mode:<8} {sum(r.successes):>3}/{len(r.successes):<4} {r.rate:>6.2f} {r.seconds:>7.0f}s")
+    by = {r.mode: r for r in results}
+    if "ros" in by and "direct" in by:
+        d = by["direct"].rate
+        ratio = by["ros"].rate / d if d > 0 else float("nan")
+        lines.append(f"ros / direct = {ratio:.2f} (goal >= 0.95)")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    d = EvalSettings(Path("."))
+    ap.add_argument("--policy", type=Path, required=True, help="LeRobot checkpoint folder")
+    ap.add_argument("--episodes", type=int, default=d.episodes)
+    ap.add_argument("--seed", type=int, default=d.seed)
+    ap.add_argument("--episode-s", type=float, default=d.episode_s)
+    ap.add_argument("--task", default=d.task, choices=("lift", "place"))
+    ap.add_argument("--instruction", default=d.instruction)
+    ap.add_argument("--fps", type=float, default=d.fps)
+    ap.add_argument("--torch-threads", type=int, default=d.torch_threads)
+    ap.add_argument("--real-time-factor", type=float, default=d.real_time_factor)
+    ap.add_argument("--modes", nargs="+", default=["ros", "direct"], choices=("ros", "direct"))
+    ap.add_argument("--log-dir", type=Path, default=Path("outputs/eval_logs"))
+    ap.add_argument("--json", type=Path, help="also write the results here")
+    a = ap.parse_args(argv)
+    if not (a.policy / "config.json").is_file():
+        print(f"evaluate: {a.policy} is not a LeRobot checkpoint (no config.json)", file=sys.stderr)
+        return 2
+    s = EvalSettings(policy=a.policy, episodes=a.episodes, seed=a.seed, episode_s=a.episode_s, task=a.task,
+                     instruction=a.instruction, fps=a.fps, torch_threads=a.torch_threads,
+                     real_time_factor=a.real_time_factor)
+    results = []
+    for mode in a.modes:
+        results.append(evaluate_ros(s, a.log_dir) if mode == "ros" else evaluate_direct(s))
+    print(table(results))
+    if a.json:
+        a.json.write_text(json.dumps({"settings": {k: str(v) for k, v in asdict(s).items()},
+                                      "results": [{"mode": r.mode, "rate": r.rate, "successes": r.successes,
+                                                   "seconds": r.seconds} for r in results]}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""Leader arm: a second SO-100/SO-101 moved by hand, read through the driver's Feetech bus and
+published as /leader/joint_states (radians, REP-103) for the recorder's "leader" action source.
+
+`LeaderReader` (plain Python) opens the bus, switches torque off (the arm is moved by hand,
+as LeRobot's SO leader does) and converts Present_Position ticks to radians with the leader's
+own LeRobot calibration; `LeaderNode` publishes at `rate_hz`. A servo that does not answer is
+left out of that message (never a made-up value); a lost port is reopened once a second.
+
+    python -m so100_bringup.teleop.leader --ros-args -p port:=/dev/ttyACM1 \
+        -p calibration_file:=~/.cache/huggingface/lerobot/calibration/teleoperators/so_leader/leader.json
+"""
+from __future__ import annotations
+
+import sys
+import time
+from typing import Mapping, Sequence
+
+from so100_bringup.calibration import JointUnitConverter, MotorCalibration
+from so100_bringup.feetech.bus import BusError, FeetechBus, PortLostError
+from so100_bringup.feetech.registers import REGISTERS, decode_register, from_bytes
+from so100_description.joints import JOINT_NAMES
+
+
+class LeaderReader:
+    def __init__(self, bus: FeetechBus, calibration: Mapping[str, MotorCalibration], variant: str = "so101"):
+        self.bus = bus
+        self.converter = JointUnitConverter(calibration, variant=variant)
+        self.ids = {name: calibration[name].id for name in JOINT_NAMES}
+        self.misses = 0
+
+    def open(self) -> None:
+        self.bus.open()
+        self.torque_off()
+
+    def torque_off(self) -> None:
+        for sid in self.ids.values():  # moved by hand: no holding torque
+            self.bus.write(sid, "Torque_Enable", 0)
+
+    def read(self) -> dict[str, float]:
+        """{joint: rad} of the servos that answered (PortLostError when the port is gone)."""
+        reg = REGISTERS["Present_Position"]
+        got = self.bus.sync_read_retry(reg.address, reg.size, list(self.ids.values()))
+        out: dict[str, float] = {}
+        for name, sid in self.ids.items():
+            if sid in got:
+                ticks = decode_register(reg, from_bytes(got[sid]))
+                out[name] = self.converter.ticks_to_radians(name, ticks)
+            else:
+                self.misses += 1
+        return out
+
+    def close(self) -> None:
+        self.bus.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import rclpy
+    from diagnostic_msgs.msg import DiagnosticArray
+    from rclpy.node import Node
+    from sensor_msgs.msg import JointState
+
+    from so100_bringup.calibration import CalibrationError, load_calibration, nominal_calibration
+    from so100_bringup.ros_common import (ERROR, OK, STATE_QOS, WARN, declare_params, diagnostic_array,
+                                          diagnostic_status, joint_state_msg)
+
+    params = {
+        "port": ("/dev/ttyACM1", "serial port of the leader arm's bus"),
+        "baudrate": (1_000_000, "bus baud rate"),
+        "calibration_file": ("", "the leader's LeRobot calibration JSON; empty = nominal (testing only)"),
+        "variant": ("so101", "arm variant (gripper range)"),
+        "rate_hz": (100.0, "publish rate"),
+        "topic": ("/leader/joint_states", "output topic"),
+        "joint_prefix": ("", "prefix for the published joint names"),
+    }
+
+    class LeaderNode(Node):
+        def __init__(self):
+            super().__init__("leader_arm")
+            p = declare_params(self, params)
+            self.p = p
+            if p["calibration_file"]:
+                cal = load_calibration(p["calibration_file"])
+            else:
+                self.get_logger().warn("no calibration_file: using the nominal calibration (emulator/tests only)")
+                cal = nominal_calibration(p["variant"])
+            bus = FeetechBus(p["port"], [cal[j].id for j in JOINT_NAMES], int(p["baudrate"]))
+            self.reader = LeaderReader(bus, cal, p["variant"])
+            self.reader.open()
+            self.connected = True
+            self.last_reopen = 0.0
+            self.pub = self.create_publisher(JointState, p["topic"], STATE_QOS)
+            self.diag = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
+            self.create_timer(1.0 / float(p["rate_hz"]), self._tick)
+            self.create_timer(1.0, self._report)
+            self.get_logger().info(f"leader arm on {p['port']}: publishing {p['topic']} at {p['rate_hz']} Hz")
+
+        def _tick(self):
+            if not self.connected:
+                if time.monotonic() - self.last_reopen > 1.0:
+                    self.last_reopen = time.monotonic()
+                    self.connected = self.reader.bus.reopen()
+                    if self.connected:
+                        try:
+                            self.reader.torque_off()
+                        except BusError as exc:
+                            self.get_logger().warn(f"leader torque off after reopen failed: {exc}")
+                return
+            try:
+                positions = self.reader.read()
+            except PortLostError as exc:
+                self.connected = False
+                self.get_logger().error(f"leader port lost: {exc}")
+                return
+            if positions:
+                names = [self.p["joint_prefix"] + j for j in positions]
+                self.pub.publish(joint_state_msg(self, names, list(positions.values())))
+
+        def _report(self):
+            level = OK if self.connected and not self.reader.misses else (WARN if self.connected else ERROR)
+            msg = "reading" if self.connected else "port lost; reopening"
+            self.diag.publish(diagnostic_array(self, [diagnostic_status(
+                f"{self.get_name()}: leader arm", level, msg,
+                {"port": self.p["port"], "missed_reads": self.reader.misses, **self.reader.bus.stats.as_dict()})]))
+
+    rclpy.init(args=argv)
+    node = None
+    try:
+        node = LeaderNode()
+        rclpy.spin(node)
+    except KeyboardInterrupt:
+        pass
+    except (BusError, CalibrationError, ValueError) as exc:
+        print(f"leader_arm: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if node is not None:
+            node.reader.close()
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""The demo launcher's plain-Python pieces: statistics, child-process handling, policy lookup."""
+from __future__ import annotations
+
+import sys
+import time
+
+import pytest
+
+from so100_bringup.demo import Children, EpisodeLog, ensure_policy, series_stats
+
+
+def test_episode_summary_rates_and_latencies():
+    ep = EpisodeLog(start=10.0, now=12.0)
+    ep.image_stamps = [10.0 + k / 30 for k in range(60)]
+    ep.trajectory_times = [10.5, 11.0, 11.5, 9.0]  # one before the episode started
+    for k in range(200):
+        ep.add_joint_state(10.0 + k / 100, [0.01 * k, 0, 0, 0, 0, 0])
+    ep.inference_ms = [100.0, 120.0, 300.0]
+    ep.success_at = 11.25
+    s = ep.summary(wall_s=4.0)
+    assert s["sim_duration_s"] == pytest.approx(2.0)
+    assert s["real_time_factor"] == pytest.approx(0.5)
+    assert s["control"]["front_camera_rate_hz"] == pytest.approx(30.0)
+    assert s["control"]["joint_state_rate_hz"] == pytest.approx(100.0)
+    assert s["control"]["trajectory_rate_hz"] == pytest.approx(1.5)
+    assert s["success"] and s["success_at_s"] == pytest.approx(1.25)
+    assert s["latency_ms"]["policy_inference"]["p50"] == pytest.approx(120.0)
+    assert s["latency_ms"]["policy_image_to_publish"] is None
+    assert s["joint_travel_rad"] == pytest.approx(1.99)
+
+
+def test_series_stats():
+    assert series_stats([]) is None
+    st = series_stats(list(range(1, 101)))
+    assert st["max"] == 100 and st["n"] == 100 and st["p50"] == pytest.approx(50.5)
+
+
+def test_children_are_stopped_even_when_they_ignore_sigint(tmp_path):
+    stubborn = ("import signal, time\n"
+                "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+                "print('up', flush=True)\n"
+                "time.sleep(60)\n")
+    kids = Children(tmp_path, env={}, grace_s=0.5)
+    a = kids.start("stubborn", [sys.executable, "-c", stubborn])
+    b = kids.start("polite", [sys.executable, "-c", "import time; time.sleep(60)"])
+    deadline = time.monotonic() + 20
+    while "up" not in (tmp_path / "stubborn.log").read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    kids.check()  # both alive: no error
+    kids.stop()
+    assert a.poll() is not None and b.poll() is not None
+
+
+def test_a_dead_child_is_reported_with_its_log(tmp_path):
+    kids = Children(tmp_path, env={})
+    proc = kids.start("broken", [sys.executable, "-c", "print('checkpoint is corrupt'); raise SystemExit(3)"])
+    proc.wait(timeout=20)
+    with pytest.raises(RuntimeError, match="broken exited with code 3(.|\n)*checkpoint is corrupt"):
+        kids.check()
+
+
+def test_a_policy_path_without_a_checkpoint_is_refused(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        ensure_policy(str(tmp_path / "empty"), tmp_path, 320, 240, 0)

@@ -1,0 +1,247 @@
+"""The launch decisions (so100_bringup/launch_plan.py), checked without ROS 2 launch: every
+executable, config file and parameter a launch file names exists, for every hardware choice."""
+from __future__ import annotations
+
+import ast
+import itertools
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import yaml
+
+from so100_bringup import launch_plan as lp
+
+REPO = Path(__file__).resolve().parent.parent
+LAUNCH_DIR = REPO / "launch"
+
+
+def _console_scripts() -> dict[str, str]:
+    """name -> 'module:function' from setup.py's entry_points (AST, without running setup)."""
+    tree = ast.parse((REPO / "setup.py").read_text())
+    scripts: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) and " = " in node.value \
+                and ":" in node.value and "." in node.value:
+            name, _, target = node.value.partition(" = ")
+            scripts[name.strip()] = target.strip()
+    return scripts
+
+
+def _package_xml_deps() -> set[str]:
+    root = ET.parse(REPO / "package.xml").getroot()
+    return {e.text.strip() for e in root if e.tag in ("exec_depend", "depend") and e.text}
+
+
+def _declared_parameters(target: str) -> set[str]:
+    """Parameters a node's module ('mod.sub:main') declares: the keys of its module-level
+    PARAMS / PARAMETERS dict plus every literal declare_parameter("name", ...) call."""
+    module = target.split(":")[0]
+    path = REPO / (module.replace(".", "/") + ".py")
+    assert path.is_file(), f"{target}: module file {path} missing"
+    tree = ast.parse(path.read_text())
+    declared: set[str] = set()
+    for node in tree.body:
+        targets = [node.target] if isinstance(node, ast.AnnAssign) else getattr(node, "targets", [])
+        names = {t.id for t in targets if isinstance(t, ast.Name)}
+        if names & {"PARAMS", "PARAMETERS"} and isinstance(node.value, ast.Dict):
+            declared |= {k.value for k in node.value.keys if isinstance(k, ast.Constant)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "declare_parameter" \
+                and node.args and isinstance(node.args[0], ast.Constant):
+            declared.add(node.args[0].value)
+    assert declared, f"{path} declares no parameters (expected a PARAMS/PARAMETERS dict)"
+    return declared
+
+
+def _has_main(target: str) -> bool:
+    module, _, func = target.partition(":")
+    path = REPO / (module.replace(".", "/") + ".py")
+    return path.is_file() and any(isinstance(n, ast.FunctionDef) and n.name == func
+                                  for n in ast.parse(path.read_text()).body)
+
+
+def _all_plans():
+    """(label, plan) for every launch file x hardware x control x namespace that is valid."""
+    for launch_file, hardware, control, ns, extras in itertools.product(
+            lp.LAUNCH_FILES, lp.HARDWARE, lp.CONTROL_MODES, ("", "left"),
+            ({}, {"policy": "true", "rviz": "true", "moveit": "true"})):
+        values = {"hardware": hardware, "control": control, "namespace": ns, **extras}
+        try:
+            plan = lp.plan_for_launch_file(launch_file, values)
+        except ValueError:
+            continue  # invalid combination (mock/gazebo standalone, moveit standalone): tested below
+        yield f"{launch_file}[{hardware},{control},{ns or '-'},{bool(extras)}]", plan
+
+
+ALL_PLANS = list(_all_plans())
+
+
+def test_every_combination_is_covered():
+    labels = [label for label, _ in ALL_PLANS]
+    for hardware in lp.HARDWARE:
+        assert any(f"[{hardware}," in label for label in labels)
+    assert len(ALL_PLANS) > 50
+
+
+def test_executables_exist():
+    scripts = _console_scripts()
+    deps = _package_xml_deps()
+    for label, plan in ALL_PLANS:
+        for node in plan.nodes:
+            if node.package == lp.PACKAGE:
+                assert node.executable in scripts, f"{label}: {node.executable} is not a console script in setup.py"
+                assert _has_main(scripts[node.executable]), f"{label}: {scripts[node.executable]} missing"
+            else:
+                assert node.package in deps, f"{label}: package {node.package} not in package.xml"
+                assert node.executable in lp.EXTERNAL_EXECUTABLES[node.package], (label, node.executable)
+        for inc in plan.includes:
+            assert inc.package in deps, f"{label}: included package {inc.package} not in package.xml"
+
+
+def test_named_files_exist():
+    for label, plan in ALL_PLANS:
+        for path in plan.files():
+            assert Path(path).is_file(), f"{label}: {path} does not exist"
+
+
+def test_parameters_are_declared_by_the_nodes():
+    scripts = _console_scripts()
+    for label, plan in ALL_PLANS:
+        for node in plan.nodes:
+            if node.package == lp.PACKAGE:
+                declared = _declared_parameters(scripts[node.executable]) | {"use_sim_time"}
+            else:
+                declared = set(lp.EXTERNAL_PARAMETERS.get(node.executable, ()))
+            for params in node.parameters:
+                if isinstance(params, dict):
+                    if node.executable in ("move_group",):
+                        continue  # MoveIt's parameters: test_moveit_config checks their files
+                    unknown = set(params) - declared
+                    assert not unknown, f"{label}: {node.executable} does not declare {sorted(unknown)}"
+                elif node.package == lp.PACKAGE and Path(params).is_file():  # missing: test above
+                    data = yaml.safe_load(Path(params).read_text()) or {}
+                    keys = [k for k in data if str(k).rstrip("/").split("/")[-1] == node.name]
+                    assert keys, f"{label}: {params} has no section for node {node.name}"
+                    for key in keys:
+                        unknown = set(data[key].get("ros__parameters", {})) - declared
+                        assert not unknown, f"{label}: {params} sets undeclared {sorted(unknown)}"
+
+
+def test_hardware_choices_start_the_right_nodes():
+    def plan(**values):
+        return lp.bringup_plan(lp.parse_args(values))
+
+    def executables(p):
+        return [(n.package, n.executable) for n in p.nodes]
+
+    mock = plan(hardware="mock")
+    assert ("controller_manager", "ros2_control_node") in executables(mock)
+    assert [n.arguments[0] for n in mock.nodes if n.executable == "spawner"] == list(lp.CONTROLLERS)
+    assert not any(n.package == lp.PACKAGE for n in mock.nodes)
+    assert "mock_components/GenericSystem" in mock.nodes[0].parameters[0]["robot_description"]
+
+    sim = plan(hardware="mujoco")
+    node = next(n for n in sim.nodes if n.executable == "so100_mujoco_sim")
+    assert node.parameters[-1]["mode"] == "hardware" and node.parameters[-1]["use_sim_time"] is False
+    assert all(p.get("use_sim_time") for n in sim.nodes if n is not node
+               for p in n.parameters if isinstance(p, dict) and "use_sim_time" in p)
+    assert "topic_based_ros2_control/TopicBasedSystem" in sim.nodes[0].parameters[0]["robot_description"]
+
+    standalone = plan(hardware="mujoco", control="standalone")
+    assert ("controller_manager", "ros2_control_node") not in executables(standalone)
+    assert not any(n.executable == "spawner" for n in standalone.nodes)
+    assert next(n for n in standalone.nodes if n.executable == "so100_mujoco_sim").parameters[-1]["mode"] == "standalone"
+
+    real = plan(hardware="real", port="/dev/ttyUSB3", calibration_file="/tmp/arm.json")
+    driver = next(n for n in real.nodes if n.executable == "so100_driver")
+    assert driver.parameters[-1] == {"variant": "so101", "mode": "hardware", "port": "/dev/ttyUSB3",
+                                     "use_sim_time": False, "calibration_file": "/tmp/arm.json"}
+    assert real.nodes[0].parameters[0]["use_sim_time"] is False
+
+    gz = plan(hardware="gazebo")
+    assert ("controller_manager", "ros2_control_node") not in executables(gz)  # inside gz
+    assert ("ros_gz_sim", "create") in executables(gz) and ("ros_gz_bridge", "parameter_bridge") in executables(gz)
+    assert gz.includes[0].package == "ros_gz_sim" and lp.GAZEBO_WORLD.split("/")[-1] in gz.includes[0].arguments["gz_args"]
+    assert " -s" not in gz.includes[0].arguments["gz_args"]
+    assert " -s" in plan(hardware="gazebo", gz_gui="false").includes[0].arguments["gz_args"]
+
+
+def test_optional_parts():
+    base = lp.bringup_plan(lp.parse_args({}))
+    full = lp.bringup_plan(lp.parse_args({"policy": "true", "moveit": "true", "rviz": "true",
+                                          "policy_path": "/ckpt", "task": "pick the cube"}))
+    extra = [n.executable for n in full.nodes[len(base.nodes):]]
+    assert extra == ["move_group", "vla_policy_node", "rviz2"]
+    policy = next(n for n in full.nodes if n.executable == "vla_policy_node")
+    assert policy.parameters[-1]["policy_path"] == "/ckpt" and policy.parameters[-1]["task"] == "pick the cube"
+    assert "cameras" not in policy.parameters[-1]  # empty argument: the YAML's value stands
+    rviz = next(n for n in full.nodes if n.executable == "rviz2")
+    assert rviz.arguments[-1].endswith("moveit.rviz") and "robot_description_semantic" in rviz.parameters[0]
+    only_policy = lp.plan_for_launch_file("policy.launch.py", {"hardware": "real"})
+    assert [n.executable for n in only_policy.nodes] == ["vla_policy_node"]
+    assert only_policy.nodes[0].parameters[-1]["use_sim_time"] is False
+
+
+def test_namespace_reaches_every_node_topic_and_parameter_file():
+    plan = lp.bringup_plan(lp.parse_args({"hardware": "mujoco", "namespace": "/left/", "policy": "true"}))
+    assert {n.namespace for n in plan.nodes} == {"left"}
+    urdf = plan.nodes[0].parameters[0]["robot_description"]
+    assert ">/left/hw/joint_commands<" in urdf and ">/left/hw/joint_states<" in urdf
+    assert all("/left/controller_manager" in n.arguments for n in plan.nodes if n.executable == "spawner")
+    for node in plan.nodes:
+        for params in node.parameters:
+            if isinstance(params, str):
+                data = yaml.safe_load(Path(params).read_text())
+                assert data and all(str(k).startswith("/left/") for k in data), params
+    no_ns = lp.bringup_plan(lp.parse_args({"hardware": "mujoco"}))
+    assert ">/hw/joint_commands<" in no_ns.nodes[0].parameters[0]["robot_description"]
+
+
+def test_sim_time_defaults():
+    assert lp.parse_args({"hardware": "mujoco"}).sim_time
+    assert lp.parse_args({"hardware": "gazebo"}).sim_time
+    assert not lp.parse_args({"hardware": "real"}).sim_time
+    assert not lp.parse_args({"hardware": "mujoco", "use_sim_time": "false"}).sim_time
+    assert lp.parse_args({"hardware": "mock", "use_sim_time": "true"}).sim_time
+
+
+@pytest.mark.parametrize("values, match", [
+    ({"hardware": "mock", "control": "standalone"}, "ros2_control"),
+    ({"hardware": "gazebo", "control": "standalone"}, "ros2_control"),
+    ({"hardware": "mujoco", "control": "standalone", "moveit": "true"}, "moveit"),
+    ({"hardware": "hololens"}, "hardware"),
+    ({"variant": "so102"}, "variant"),
+    ({"rviz": "maybe"}, "true or false"),
+    ({"gripper": "true"}, "unknown launch argument"),
+])
+def test_invalid_arguments_are_clear_errors(values, match):
+    with pytest.raises(ValueError, match=match):
+        lp.bringup_plan(lp.parse_args(values))
+
+
+def test_launch_files_match_the_plan_module():
+    files = sorted(p.name for p in LAUNCH_DIR.glob("*.launch.py"))
+    assert files == sorted(lp.LAUNCH_FILES)
+    for name in files:
+        tree = ast.parse((LAUNCH_DIR / name).read_text())
+        funcs = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+        assert "generate_launch_description" in funcs, name
+        consts = {n.targets[0].id: n.value.value for n in tree.body
+                  if isinstance(n, ast.Assign) and isinstance(n.targets[0], ast.Name)
+                  and isinstance(n.value, ast.Constant)}
+        assert consts.get("NAME") == name, f"{name}: NAME constant must be the file name"
+        assert set(lp.COMMON_ARGS) <= set(lp.LAUNCH_FILES[name]), f"{name} lacks a common argument"
+        if name != "bringup.launch.py":
+            assert "bringup.launch.py" in (LAUNCH_DIR / name).read_text()
+            assert set(lp.LAUNCH_FILE_FIXED[name]) <= set(lp.ALL_ARGS)
+        for arg, default, _desc, choices in lp.launch_file_arguments(name):
+            assert choices is None or default in choices, (name, arg)
+            if arg in lp.LAUNCH_FILE_FIXED.get(name, {}):  # declared, but only its fixed value
+                assert choices == (lp.LAUNCH_FILE_FIXED[name][arg],)
+
+
+def test_plan_prints():
+    text = lp.describe(lp.bringup_plan(lp.parse_args({"hardware": "gazebo", "policy": "true"})))
+    assert "ros_gz_sim/create" in text and "vla_policy_node" in text and "<" in text
+    assert lp.main(["hardware:=mujoco", "control:=standalone"]) == 0

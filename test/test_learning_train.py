@@ -1,0 +1,93 @@
+"""Training command: lerobot's trainer on a recorder-written dataset, loss plot, fp16 export that
+the policy node's backend loads."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("datasets", reason="lerobot[dataset] not installed (make setup)")
+pytest.importorskip("accelerate", reason="lerobot[training] not installed (make setup)")
+
+from so100_bringup.calibration import JointUnitConverter, nominal_calibration  # noqa: E402
+from so100_bringup.learning import train as T  # noqa: E402
+from so100_bringup.recorder.core import DatasetSession, FrameBuilder, dataset_features  # noqa: E402
+from so100_description.joints import JOINT_NAMES  # noqa: E402
+
+CAMS = {"front": (48, 64)}
+TINY = ["--steps", "4", "--log-freq", "2", "--save-freq", "4", "--batch-size", "2", "--chunk-size", "5",
+        "--n-action-steps", "5", "--dim-model", "32", "--dim-feedforward", "64", "--n-heads", "2"]
+
+
+@pytest.fixture(autouse=True)
+def restore_threads():
+    """The train command limits torch/OpenMP threads for its process; undo that for other tests."""
+    import os
+
+    import torch
+
+    threads, env = torch.get_num_threads(), dict(os.environ)
+    yield
+    torch.set_num_threads(threads)
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        if var in env:
+            os.environ[var] = env[var]
+        else:
+            os.environ.pop(var, None)
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    root = tmp_path_factory.mktemp("learn") / "ds"
+    builder = FrameBuilder(JointUnitConverter(nominal_calibration()), CAMS)
+    session = DatasetSession(root, "local/so101_recording", 10, dataset_features(CAMS, use_videos=False))
+    session.open()
+    for _ in range(2):
+        session.start("pick the cube")
+        for i in range(20):
+            q = {j: 0.02 * i for j in JOINT_NAMES}
+            session.add(builder.build(q, q, {"front": np.full((48, 64, 3), 10 * i, np.uint8)}, "pick the cube"))
+        session.save()
+    session.close()
+    return root
+
+
+def test_train_plot_and_export_load_in_policy_backend(dataset, tmp_path, capsys):
+    from safetensors.torch import load_file
+
+    from vla_policy_node.backends.base import PolicyInput
+    from vla_policy_node.backends.local import LocalLeRobotBackend
+
+    run, export = tmp_path / "run", tmp_path / "export"
+    assert T.main(["--dataset-root", str(dataset), "--output-dir", str(run), "--export", str(export), *TINY]) == 0
+    summary = json.loads((run / "losses.json").read_text())
+    assert [p[0] for p in summary["losses"]] == [2, 4]
+    assert all(np.isfinite(p[1]) and p[1] > 0 for p in summary["losses"])
+    import cv2
+
+    plot = cv2.imread(str(run / "loss.png"))
+    assert plot is not None and plot.shape == (480, 800, 3)
+    assert (plot[:, :, 2] < 100).any()  # the loss line (blue-ish) is drawn
+    weights = load_file(str(export / "model.safetensors"))
+    assert {str(v.dtype) for v in weights.values() if v.is_floating_point()} == {"torch.float16"}
+    assert (export / "model.safetensors").stat().st_size < 50e6
+
+    backend = LocalLeRobotBackend(export)
+    chunk = backend.predict_chunk(PolicyInput(state=np.zeros(6, np.float32),
+                                              images={"observation.images.front": np.zeros((48, 64, 3), np.uint8)},
+                                              task="pick the cube"))
+    assert chunk.shape == (5, 6) and np.all(np.isfinite(chunk))
+
+
+def test_refuses_missing_dataset_and_existing_run(tmp_path, dataset):
+    with pytest.raises(SystemExit, match="not a LeRobot dataset"):
+        T.main(["--dataset-root", str(tmp_path / "nothing"), "--output-dir", str(tmp_path / "r"), *TINY])
+    (tmp_path / "exists").mkdir()
+    with pytest.raises(SystemExit, match="exists"):
+        T.main(["--dataset-root", str(dataset), "--output-dir", str(tmp_path / "exists"), *TINY])
+
+
+def test_export_refuses_non_checkpoint(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        T.export_checkpoint(tmp_path, tmp_path / "out")
