@@ -4,6 +4,7 @@ Prints, for 200 random reachable targets (FK of random joint configurations with
   cold   position + approach targets from the zero configuration (worst case: no hint)
   warm   full-pose targets along joint-space motions, seeded from the previous solution with a
          per-step bound (what the policy node does for every end-effector chunk)
+  far    a 50-target chunk 0.8 m outside the workspace (best reachable poses, step-bounded)
   base   the baseline measured in the same run: one plain damped-least-squares pass (the
          textbook CLIK loop, no restarts, no approach handling) on the same cold targets
 Times are medians (ms) and ratios against one forward-kinematics call and against the baseline.
@@ -84,6 +85,14 @@ def main() -> None:
             warm_n += 1
             seed = res.q
 
+    # a chunk of 50 targets 0.8 m beyond the workspace: best reachable poses, bounded steps
+    far_q = np.array([0.1, -0.5, 0.6, 0.4, 0.2])
+    far_pose = ik.fk(far_q)
+    far_targets = [IKTarget(far_pose[:3, 3] + [0.8, 0.0, 0.0], rotation=far_pose[:3, :3])] * 50
+    t0 = time.perf_counter()
+    ik.solve_path(far_targets, far_q, max_step=0.157)
+    far_t = (time.perf_counter() - t0) / len(far_targets)
+
     med = lambda xs: float(np.median(xs)) * 1e3  # noqa: E731
     print(f"FK call: {fk_time * 1e6:.1f} us")
     print(f"cold  position+approach: success {cold_ok}/{len(configs)} = {cold_ok / len(configs):.3f}, "
@@ -91,6 +100,7 @@ def main() -> None:
           f"mean {np.mean(cold_t) * 1e3:.2f} ms, p95 {np.percentile(cold_t, 95) * 1e3:.2f} ms")
     print(f"warm  full pose, chunk:  success {warm_ok}/{warm_n} = {warm_ok / warm_n:.3f}, "
           f"median {med(warm_t):.2f} ms (= {np.median(warm_t) / fk_time:.0f} FK)")
+    print(f"far   unreachable chunk: {far_t * 1e3:.2f} ms per target (= {far_t / fk_time:.0f} FK)")
     print(f"base  plain DLS (cold):  success {base_ok}/{len(configs)} = {base_ok / len(configs):.3f}, "
           f"median {med(base_t):.2f} ms")
     print(f"ratios: cold success / baseline success = {cold_ok / max(base_ok, 1):.2f}; "

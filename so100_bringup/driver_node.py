@@ -67,6 +67,8 @@ PARAMS: dict[str, tuple[object, str]] = {
     "p_coefficient": (16, "Position P gain written to every servo (LeRobot: 16)"),
     "i_coefficient": (0, "Position I gain (LeRobot: 0)"),
     "d_coefficient": (32, "Position D gain (LeRobot: 32)"),
+    "servo_timeout": (0.25, "A servo without a valid reply for this long (s) counts as lost: the arm holds, "
+                            "its joint leaves joint_states, and it is probed every reconnect_period"),
     "reconnect_period": (0.5, "Seconds between attempts to reopen a lost port or reach a silent servo"),
     "health_rate_hz": (5.0, "Rate of the temperature/voltage/current read"),
     "diagnostics_rate_hz": (1.0, "Rate of /diagnostics"),
@@ -131,7 +133,7 @@ class So100Driver(Node):
             gripper_max_torque=int(p["gripper_max_torque"]),
             gripper_protection_current=int(p["gripper_protection_current"]),
             gripper_overload_torque=int(p["gripper_overload_torque"]),
-            reconnect_period=float(p["reconnect_period"])))
+            reconnect_period=float(p["reconnect_period"]), lost_timeout=float(p["servo_timeout"])))
         self.lower, self.upper = limit_arrays(self.names, self.variant, self.prefix)
         self._lock = threading.RLock()
         self.accepting = bool(p["enable_on_start"])  # commands are followed
@@ -201,11 +203,16 @@ class So100Driver(Node):
                     next_connect = now + float(self.params["reconnect_period"])
                     self._first_connect()
             else:
-                self._cycle()
-                if now >= next_health:
-                    next_health = now + health_period
-                    with self._lock:
-                        self.arm.read_health()
+                try:
+                    self._cycle()
+                    if now >= next_health:
+                        next_health = now + health_period
+                        with self._lock:
+                            self.arm.read_health()
+                except Exception as exc:  # noqa: BLE001 - the loop must outlive any single bad cycle
+                    if self._stop.is_set() or not self.context.ok():
+                        return
+                    self.get_logger().error(f"control cycle failed: {exc!r}", throttle_duration_sec=1.0)
             next_tick += period
             delay = next_tick - time.monotonic()
             if delay > 0:

@@ -39,7 +39,7 @@ class TrajectoryRejected(ValueError):
     """A trajectory that JTC would reject (unknown joints, bad sizes, NaN, unordered times)."""
 
 
-@dataclass
+@dataclass(eq=False)  # identity comparison: list.remove must not compare arrays
 class _ActiveTrajectory:
     columns: np.ndarray  # follower column of each trajectory joint
     times: np.ndarray  # (K,) absolute knot times; times[0] is the anchor (receipt time)

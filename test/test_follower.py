@@ -70,6 +70,17 @@ def test_joints_not_named_keep_their_own_trajectory():
     assert p == pytest.approx([2.0, 2.0, 1.0])
 
 
+def test_trajectories_of_different_joints_finish_in_any_order():
+    f = make()
+    f.set_trajectory(["a"], [pt(3.0, 1.0)], None, now=0.0)
+    f.set_trajectory(["g"], [pt(1.0, 0.5)], None, now=0.0)
+    f.set_trajectory(["b"], [pt(2.0, -1.0)], None, now=0.0)
+    for t in (1.5, 2.5, 3.5):
+        p, _ = f.sample(t)
+    assert p == pytest.approx([1.0, -1.0, 0.5])
+    assert not f.active
+
+
 def test_setpoints_are_clamped_to_limits():
     f = make(lower=[-1, -1, 0], upper=[1, 1, 0.5])
     f.set_trajectory(NAMES, [pt(1.0, 3.0, -3.0, 2.0)], None, now=0.0)

@@ -121,7 +121,7 @@ def test_node_runs_policy_and_obeys_start_stop_estop(ros, known_policy):
         # time_from_start at the policy's fps: dt, 2dt, ...
         assert traj.times == pytest.approx(dt * np.arange(1, len(traj.times) + 1), abs=1e-6)
         # and the first knot is not in the past when it arrives (past actions were dropped)
-        assert traj.stamp + traj.times[0] >= traj.received - 0.05
+        assert traj.stamp + traj.times[0] >= traj.received - 0.25  # (slack: DDS delivery on a loaded CI)
         assert traj.velocities.shape == traj.positions.shape
     # splices: each new trajectory starts on the previous one (no jump)
     for prev, new in zip(arm, arm[1:]):
@@ -145,11 +145,10 @@ def test_node_runs_policy_and_obeys_start_stop_estop(ros, known_policy):
     # stop = hold: one single-point trajectory at the current setpoint, then silence
     resp = call_service(io, SetBool, "/vla_policy_node/enable", SetBool.Request(data=False))
     assert resp.success
-    time.sleep(0.4)
-    n = _count(io)
+    assert wait_for(lambda: len(io.recorder.arm[-1].positions) == 1, 5)
     hold = io.recorder.arm[-1]
-    assert len(hold.points if hasattr(hold, "points") else hold.positions) == 1
-    assert np.all(hold.velocities == 0)
+    assert np.all(hold.velocities == 0) and np.all(np.isfinite(hold.positions))
+    n = _count(io)
     time.sleep(0.6)
     assert _count(io) == n
 
@@ -159,9 +158,8 @@ def test_node_runs_policy_and_obeys_start_stop_estop(ros, known_policy):
     resp = call_service(io, Trigger, "/vla_policy_node/estop", Trigger.Request())
     assert resp.success
     assert wait_for(lambda: "e-stop" in _diag(io)[1], 5)
-    time.sleep(0.3)
+    assert wait_for(lambda: len(io.recorder.arm[-1].positions) == 1, 5)
     n = _count(io)
-    assert len(io.recorder.arm[-1].positions) == 1
     time.sleep(0.6)
     assert _count(io) == n
 

@@ -68,3 +68,24 @@ def test_hardware_mode_is_the_far_side_of_topic_based_ros2_control(ros_context):
     finally:
         node.destroy_node()
         stop(proc)
+
+
+def test_a_namespace_moves_every_topic_and_service_except_clock(ros_context):
+    proc = start_sim({"cameras": "['front']", "image_width": 160, "image_height": 120},
+                     "namespaced", extra=["-r", "__ns:=/robot1"])
+    node = Client("ns_sim_client", ros_context)
+    try:
+        node.spin_until(lambda: len(node.clock) > 5, 60, "/clock from the namespaced sim")
+        expected = {"/robot1/joint_states", "/robot1/camera/front/image_raw",
+                    "/robot1/camera/front/camera_info", "/robot1/sim/task_success"}
+
+        def topics() -> set[str]:
+            return {name for name, _ in node.get_topic_names_and_types()}
+
+        node.spin_until(lambda: expected <= topics(), 30, f"topics {sorted(expected)}")
+        assert "/joint_states" not in {n for n, _ in node.get_publisher_names_and_types_by_node(
+            "mujoco_sim", "/robot1")}
+        assert ("/robot1/mujoco_sim/reset", ["std_srvs/srv/Trigger"]) in node.get_service_names_and_types()
+    finally:
+        node.destroy_node()
+        stop(proc)

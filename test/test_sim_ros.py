@@ -30,8 +30,8 @@ pytestmark = pytest.mark.ros
 ARM_TARGET = [0.5, -0.3, 0.4, 0.2, -0.6]
 
 
-def start_sim(params: dict, tag: str) -> subprocess.Popen:
-    args = [sys.executable, "-m", "so100_bringup.sim.node", "--ros-args"]
+def start_sim(params: dict, tag: str, extra: list[str] | None = None) -> subprocess.Popen:
+    args = [sys.executable, "-m", "so100_bringup.sim.node", "--ros-args", *(extra or [])]
     for key, value in params.items():
         args += ["-p", f"{key}:={value}"]
     log_path = Path(os.environ["ROS_LOG_DIR"]).parent / f"sim_{tag}.log"
@@ -124,7 +124,7 @@ def standalone_sim():
     stop(proc)
 
 
-@pytest.fixture()
+@pytest.fixture(scope="module")
 def client(ros_context, standalone_sim):
     node = Client("sim_test_client", ros_context)
     try:

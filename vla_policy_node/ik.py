@@ -157,12 +157,14 @@ class SolverSettings:
     position_tolerance: float = 1e-3  # m: success threshold reported in IKResult.reached
     approach_tolerance: float = np.deg2rad(1.0)  # rad
     max_iterations: int = 100
-    restarts: int = 8  # extra random seeds after the structured ones (inside the step box) when the seeded solve fails
+    restarts: int = 8  # random seeds after the structured ones when the seeded solve fails
+    restarts_in_box: int = 2  # random seeds inside the step box (max_step given)
     damping: float = 1e-3  # initial Levenberg-Marquardt damping
     orientation_weight: float = 0.1  # m per rad: 1 deg of approach error weighs like 1.7 mm
     first_pass_weight_ratio: float = 0.05  # light orientation weight of the first pass
     first_pass_iterations: int = 30
     polish_iterations: int = 20  # position-only steps when the orientation cannot be met
+    polish_damping: float = 0.01
     max_iteration_step: float = 0.4  # rad per iteration: keeps Newton steps in the linear range
     # (shoulder_lift, elbow_flex) shapes tried with the target's pan angle before random restarts
     restart_postures: tuple[tuple[float, float], ...] = ((-1.0, 1.0), (1.0, -1.0), (-1.0, -1.0),
@@ -173,12 +175,14 @@ class SolverSettings:
 
 
 class PinocchioIK:
-    """Hierarchical damped least squares on a pinocchio model of the project's URDF.
+    """Levenberg-Marquardt IK on a pinocchio model of the project's URDF (gripper locked).
 
-    Primary task: tool position. Secondary task (in the primary's null space): approach direction
-    or full rotation. Joint limits (and the optional step box around the seed) are enforced by
-    projection after every iteration; failed seeded solves are retried from random starts inside
-    the same box, and the best result (reached first, then closest to the seed) wins.
+    Residual: tool position (m) and, weighted by `orientation_weight`, the approach direction or
+    the full rotation; a final position-only polish keeps position first when the orientation is
+    out of reach. Joint limits and the optional step box around the seed are enforced by
+    projection with an active set. A failed seeded solve is retried from structured then random
+    starts inside the same box; the best result (reached first, then closest to the seed) wins.
+    Deterministic for a given call. Not thread-safe: one instance per thread (pinocchio Data).
     """
 
     def __init__(self, urdf_xml: str, tip_frame: str = DEFAULT_TIP_FRAME,
@@ -214,12 +218,12 @@ class PinocchioIK:
         self.upper = np.minimum(upper, self.model.upperPositionLimit[self._idx])
         self.approach_axis = (np.asarray(approach_axis, dtype=float) / np.linalg.norm(approach_axis)
                               if approach_axis is not None else self._derive_approach_axis(wanted[-1]))
-        self._rng = np.random.default_rng(self.settings.seed)
         self._base_is_world = False
         base0, _ = self._placements(np.zeros(len(self.joint_names)))
         self._base_is_world = bool(self.model.frames[self.base_id].parentJoint == 0 and
                                    np.allclose(base0.homogeneous, np.eye(4)))
         self._pan_offset, self._pan_sign = self._pan_azimuth_map()
+        self._reach_center, self._max_reach = self._reach()
 
     # -- kinematics -------------------------------------------------------------------------
     def _to_pin(self, q: np.ndarray) -> np.ndarray:
@@ -266,10 +270,33 @@ class PinocchioIK:
         sign = 1.0 if _wrap(a1 - a0) > 0 else -1.0
         return a0, sign
 
+    def _worth_restarting(self, target: IKTarget, best: IKResult, boxed: bool) -> bool:
+        """Restarts cost up to ~20 solves; skip them where they cannot help: a position beyond
+        the arm's reach (the local solve already ends stretched towards it), or, inside a step
+        box, a target whose position is met and only its orientation is out of reach."""
+        if float(np.linalg.norm(target.position - self._reach_center)) > self._max_reach:
+            return False
+        return not (boxed and best.position_error <= self.settings.position_tolerance)
+
+    def _reach(self, samples: int = 1000) -> tuple[np.ndarray, float]:
+        """(pan-joint origin in the base frame, farthest tcp distance from it over random
+        configurations, +2 %): targets farther away are out of reach."""
+        rng = np.random.default_rng(0)
+        self._pin.framesForwardKinematics(self.model, self.data, self._to_pin(np.zeros(len(self.joint_names))))
+        base = self.data.oMf[self.base_id]
+        center = base.actInv(self.data.oMi[self.model.getJointId(self._prefix + self.joint_names[0])]).translation
+        far = max(float(np.linalg.norm(self.fk(rng.uniform(self.lower, self.upper))[:3, 3] - center))
+                  for _ in range(samples))
+        return np.array(center), far * 1.02
+
     def _candidate_seeds(self, target: IKTarget, seed: np.ndarray, lo: np.ndarray,
-                         hi: np.ndarray) -> list[np.ndarray]:
+                         hi: np.ndarray, boxed: bool = False) -> list[np.ndarray]:
         """Restart seeds: the seed with pan turned towards the target (both ways round), then
-        the same with the other joints at their mid-range, then random configurations."""
+        the same with other lift/elbow postures, then random configurations. Inside a step box
+        (chunk following) only a few random ones: the structured seeds lie outside it."""
+        rng = np.random.default_rng(self.settings.seed)  # same restarts for the same call
+        if boxed:
+            return [rng.uniform(lo, hi) for _ in range(self.settings.restarts_in_box)]
         azimuths = [float(np.arctan2(target.position[1], target.position[0]))]
         direction = target.approach if target.approach is not None else (
             target.rotation @ self.approach_axis if target.rotation is not None else None)
@@ -294,7 +321,7 @@ class PinocchioIK:
                 cand = posture.copy()
                 cand[0] = pan
                 seeds.append(np.clip(cand, lo, hi))
-        seeds += [self._rng.uniform(lo, hi) for _ in range(self.settings.restarts)]
+        seeds += [rng.uniform(lo, hi) for _ in range(self.settings.restarts)]
         return seeds
 
     def _jacobians(self, q: np.ndarray):
@@ -357,15 +384,19 @@ class PinocchioIK:
         q, it2 = self._lm(target, q, lo, hi, s.orientation_weight, s.max_iterations)
         it += it2
         if target.approach is not None or target.rotation is not None:
+            pose, jac6 = self._jacobians(q)
+            e = target.position - pose.translation
             for _ in range(s.polish_iterations):
-                pose, jac6 = self._jacobians(q)
-                e = target.position - pose.translation
                 if np.linalg.norm(e) < s.converge_position:
                     break
-                q_new = np.clip(q + _damped_pinv(jac6[:3], s.damping) @ e, lo, hi)
-                if np.max(np.abs(q_new - q)) < 1e-10:
+                # damped (near the stretched-out singularity plain steps are huge) and only
+                # while the position error falls: no drifting along an unreachable direction
+                q_new = np.clip(q + _damped_pinv(jac6[:3], s.polish_damping) @ e, lo, hi)
+                pose_new, jac_new = self._jacobians(q_new)
+                e_new = target.position - pose_new.translation
+                if np.linalg.norm(e_new) >= np.linalg.norm(e) - 1e-7:
                     break
-                q = q_new
+                q, e, jac6 = q_new, e_new, jac_new
                 it += 1
         return q, it
 
@@ -394,11 +425,16 @@ class PinocchioIK:
             if step > s.max_iteration_step:
                 dq *= s.max_iteration_step / step
             q_new = np.clip(q + dq, lo, hi)
+            if float(np.max(np.abs(q_new - q))) < 1e-10:
+                break  # every useful direction is blocked by a limit or the step box
             r_new, jac_new = self._residual(q_new, target, w)
             cost_new = float(r_new @ r_new)
             if cost_new < cost:
+                converged = cost - cost_new < 1e-9 * cost + 1e-16
                 q, r, jac, cost = q_new, r_new, jac_new, cost_new
                 lam = max(lam / 3.0, 1e-9)
+                if converged:  # a (best-reachable) minimum: no further progress to make
+                    break
             else:
                 lam *= 4.0
                 if lam > 1e4:  # no descent direction left inside the box: a local optimum
@@ -443,8 +479,10 @@ class PinocchioIK:
         # chunk or the current state); restarts use the two-pass scheme.
         q, it = self._iterate(target, seed, lo, hi, two_pass=False)
         best = self._result(target, q, it, lo, hi, boxed)
-        if not best.reached:
-            for start in self._candidate_seeds(target, seed, lo, hi):
+        # Restarts: not when the step box binds (the target lies beyond it: other starts inside
+        # the box cannot get closer) nor for positions beyond the arm's reach.
+        if not best.reached and not best.step_limited and self._worth_restarting(target, best, boxed):
+            for start in self._candidate_seeds(target, seed, lo, hi, boxed):
                 q, it = self._iterate(target, start, lo, hi)
                 cand = self._result(target, q, it, lo, hi, boxed)
                 if _better(cand, best, seed):

@@ -9,6 +9,7 @@ far-away first action becomes a ramp, never a jump.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -71,11 +72,13 @@ class JointLimiter:
         self.last_limited = False
 
     @staticmethod
-    def _brake(distance: np.ndarray, dv_max: np.ndarray, dt: float) -> np.ndarray:
+    def _brake(distance: float, dv_max: float, dt: float) -> float:
         """Largest speed from which a stop in steps of dv_max fits in `distance`:
         from n*dv_max a discrete stop covers dv_max*dt*n(n+1)/2; the last short step may arrive."""
-        steps = np.floor(-0.5 + np.sqrt(0.25 + 2.0 * distance / (dv_max * dt)))
-        return np.maximum(dv_max * steps, np.minimum(distance / dt, dv_max))
+        if distance <= 0.0:
+            return 0.0
+        steps = math.floor(-0.5 + math.sqrt(0.25 + 2.0 * distance / (dv_max * dt)))
+        return max(dv_max * steps, min(distance / dt, dv_max))
 
     def clamp(self, positions: np.ndarray) -> np.ndarray:
         return np.clip(positions, self.limits.lower, self.limits.upper)
@@ -86,28 +89,35 @@ class JointLimiter:
         the knot before (p_prev, with velocity v_prev)."""
         lim = self.limits
         goal = self.clamp(np.asarray(targets, dtype=float))
-        p = np.clip(np.asarray(p_prev, dtype=float), lim.lower, lim.upper)
-        v = np.clip(np.asarray(v_prev, dtype=float), -lim.velocity, lim.velocity)
-        dv_max = lim.acceleration * dt
         out_p = np.empty_like(goal)
         out_v = np.empty_like(goal)
-        for k in range(len(goal)):
-            # track the knots: the knots' own velocity plus a braked correction of the error
-            # beyond it, so a far-away target is approached without overshoot while a smooth
-            # chunk is followed unchanged
-            v_goal = (goal[k] - goal[k - 1]) / dt if k > 0 else v
-            error = goal[k] - p - v_goal * dt
-            correction = np.clip(error / dt, -self._brake(np.abs(error), dv_max, dt),
-                                 self._brake(np.abs(error), dv_max, dt))
-            want = np.clip(v_goal + correction, -lim.velocity, lim.velocity)
-            # never so fast towards a position limit that the stop would need more than amax
-            want = np.minimum(want, self._brake(np.maximum(lim.upper - p, 0.0), dv_max, dt))
-            want = np.maximum(want, -self._brake(np.maximum(p - lim.lower, 0.0), dv_max, dt))
-            v_new = np.clip(want, v - dv_max, v + dv_max)
-            p_new = np.clip(p + v_new * dt, lim.lower, lim.upper)
-            v_new = (p_new - p) / dt
-            out_p[k], out_v[k] = p_new, v_new
-            p, v = p_new, v_new
+        brake = self._brake
+        # joints are independent: a scalar loop per joint is ~10x faster than numpy on 6-vectors
+        for j in range(goal.shape[1]):
+            lo, hi = float(lim.lower[j]), float(lim.upper[j])
+            vmax, dv_max = float(lim.velocity[j]), float(lim.acceleration[j]) * dt
+            p = min(max(float(p_prev[j]), lo), hi)
+            v = min(max(float(v_prev[j]), -vmax), vmax)
+            g_prev = None
+            for k in range(goal.shape[0]):
+                g = float(goal[k, j])
+                # track the knots: their own velocity plus a braked correction of the error beyond
+                # it, so a far-away target is approached without overshoot and a smooth chunk is
+                # followed unchanged
+                v_goal = v if g_prev is None else (g - g_prev) / dt
+                g_prev = g
+                error = g - p - v_goal * dt
+                b = brake(abs(error), dv_max, dt)
+                want = v_goal + min(max(error / dt, -b), b)
+                want = min(max(want, -vmax), vmax)
+                # never so fast towards a position limit that stopping would need more than amax
+                want = min(want, brake(hi - p, dv_max, dt))
+                want = max(want, -brake(p - lo, dv_max, dt))
+                v_new = min(max(want, v - dv_max), v + dv_max)
+                p_new = min(max(p + v_new * dt, lo), hi)
+                v = (p_new - p) / dt
+                p = p_new
+                out_p[k, j], out_v[k, j] = p, v
         changed = np.any(np.abs(out_p - np.asarray(targets, dtype=float)) > 1e-9, axis=1)
         self.clamped_knots += int(changed.sum())
         self.last_limited = bool(changed.any())

@@ -48,7 +48,7 @@ class ArmConfig:
     gripper_protection_current: int = 250  # 6.5 mA units: 50 % of max current
     gripper_overload_torque: int = 25  # % torque when overloaded
     reconnect_period: float = 0.5  # s between attempts to get a lost port / servo back
-    lost_after: int = 3  # consecutive missed cycles before a servo counts as lost
+    lost_timeout: float = 0.25 # s without a valid reply before a servo counts as lost
 
 
 @dataclass
@@ -102,7 +102,7 @@ class SO100Arm:
         self.clamped = 0  # goals changed by the limit clamp
         self.step_limited = 0  # goals changed by the max-step rule
         self._want_torque = False
-        self._misses = {i: 0 for i in self.ids.values()}
+        self._last_seen: dict[int, float] = {}
         self._next_retry = 0.0
 
     # -- connection --------------------------------------------------------------------------
@@ -125,6 +125,7 @@ class SO100Arm:
             self.bus.close()
             raise
         self.status.connected, self.status.fault, self.status.lost_ids = True, "", []
+        self._last_seen = {}
         self.resync_count += 1
         return reading
 
@@ -292,8 +293,9 @@ class SO100Arm:
             servo_id = self.ids[joint]
             if servo_id in self.status.lost_ids:
                 continue
-            self._misses[servo_id] = 0 if reading.fresh[k] else self._misses[servo_id] + 1
-            if self._misses[servo_id] >= self.config.lost_after:
+            if reading.fresh[k] or servo_id not in self._last_seen:
+                self._last_seen[servo_id] = now
+            elif now - self._last_seen[servo_id] > self.config.lost_timeout:
                 self.status.lost_ids.append(servo_id)
                 self.status.fault = (f"servo {servo_id} ({joint}) on {self.bus.port} stopped answering; "
                                      "holding the other joints (check its cable and power)")
@@ -311,7 +313,7 @@ class SO100Arm:
             for servo_id in list(self.status.lost_ids):
                 self._configure_servo(servo_id)
             self.status.lost_ids = []
-            self._misses = {i: 0 for i in self.ids.values()}
+            self._last_seen = {}
             reading = self._read_all(required=True)
             self._hold_at(reading.positions)
             self._set_torque(self._want_torque)

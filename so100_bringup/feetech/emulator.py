@@ -50,6 +50,21 @@ FACTORY_DEFAULTS: dict[str, int] = {
     "Lock": 1, "Present_Voltage": 120, "Present_Temperature": 31, "Maximum_Acceleration": 0,
 }
 _STATE_ADDRESSES = range(REGISTERS["Present_Position"].address, REGISTERS["Present_Current"].address + 2)
+# address -> register names covering it (for write bookkeeping without scanning the table)
+_REGS_AT: dict[int, list[str]] = {}
+for _reg in REGISTERS.values():
+    for _a in range(_reg.address, _reg.address + _reg.size):
+        _REGS_AT.setdefault(_a, []).append(_reg.name)
+_HOMING = REGISTERS["Homing_Offset"]
+_TORQUE = REGISTERS["Torque_Enable"].address
+_GOAL = REGISTERS["Goal_Position"].address
+_MIN_LIMIT = REGISTERS["Min_Position_Limit"].address
+_MAX_LIMIT = REGISTERS["Max_Position_Limit"].address
+_PRESENT_POS = REGISTERS["Present_Position"].address
+
+
+def _sm(value: int, bit: int) -> int:
+    return (-value | (1 << bit)) if value < 0 else value
 
 
 class ServoModel:
@@ -94,41 +109,42 @@ class ServoModel:
 
     def write(self, address: int, data: bytes) -> None:
         self.step()
-        old_homing = self.get("Homing_Offset")
+        end = address + len(data)
+        homing_touched = address < _HOMING.address + 2 and _HOMING.address < end
+        old_homing = self.get("Homing_Offset") if homing_touched else 0
         for i, byte in enumerate(data):
             a = address + i
             if a >= 256 or a in _STATE_ADDRESSES or a < REGISTERS["ID"].address:
                 continue  # read-only
             self.mem[a] = byte
-        touched = {n for n, r in REGISTERS.items()
-                   if r.address < address + len(data) and address < r.address + r.size}
-        for name in sorted(touched):
+        touched = dict.fromkeys(n for a in range(address, end) for n in _REGS_AT.get(a, ()))
+        for name in touched:
             self.write_log.append((name, self.get(name)))
-        new_homing = self.get("Homing_Offset")
-        if new_homing != old_homing:  # Present_Position = actual - Homing_Offset
-            self.present = (self.present + old_homing - new_homing) % TICKS_PER_REV
-            self._store("Goal_Position", int(round(self.present)) % TICKS_PER_REV)
-        if "Torque_Enable" in touched and self.get("Torque_Enable"):
+        if homing_touched:
+            new_homing = self.get("Homing_Offset")
+            if new_homing != old_homing:  # Present_Position = actual - Homing_Offset
+                self.present = (self.present + old_homing - new_homing) % TICKS_PER_REV
+                self._store("Goal_Position", int(round(self.present)) % TICKS_PER_REV)
+        if address <= _TORQUE < end and self.mem[_TORQUE]:
             self._last = self._clock()
         self._publish_state()
 
     # -- motion ------------------------------------------------------------------------
     def target(self) -> float:
-        goal = float(self.get_raw_goal())
-        lo, hi = self.get("Min_Position_Limit"), self.get("Max_Position_Limit")
+        mem = self.mem
+        raw = mem[_GOAL] | mem[_GOAL + 1] << 8
+        goal = float(-(raw & 0x7FFF) if raw & 0x8000 else raw)
+        lo = mem[_MIN_LIMIT] | mem[_MIN_LIMIT + 1] << 8
+        hi = mem[_MAX_LIMIT] | mem[_MAX_LIMIT + 1] << 8
         if lo < hi:  # position mode honours the angle limits (both 0 = multi-turn, not emulated)
             goal = min(max(goal, lo), hi)
         return goal
-
-    def get_raw_goal(self) -> int:
-        reg = REGISTERS["Goal_Position"]
-        return decode_register(reg, from_bytes(self.mem[reg.address:reg.address + 2]))
 
     def step(self) -> None:
         now = self._clock()
         dt = max(0.0, now - self._last)
         self._last = now
-        torque = self.mem[REGISTERS["Torque_Enable"].address] == 1
+        torque = self.mem[_TORQUE] == 1
         if torque and dt > 0:
             error = self.target() - self.present
             move = error * (1.0 - math.exp(-dt / self.time_constant))
@@ -141,17 +157,18 @@ class ServoModel:
         self._publish_state()
 
     def _publish_state(self) -> None:
-        torque = self.mem[REGISTERS["Torque_Enable"].address] == 1
+        torque = self.mem[_TORQUE] == 1
         pos = int(round(self.present)) % TICKS_PER_REV
-        self._store("Present_Position", pos)
-        self._store("Present_Velocity", int(round(max(-32767, min(32767, self.velocity)))))
+        vel = _sm(int(round(max(-32767.0, min(32767.0, self.velocity)))), 15)
         load = 0
         if torque:
-            load = int(round(self.load_gain * (self.target() - self.present)))
-            load = max(-1000, min(1000, load))
-        self._store("Present_Load", load)
-        self._store("Present_Current", min(4095, abs(load) // 2))
-        self._store("Moving", int(abs(self.velocity) > 5.0))
+            load = max(-1000, min(1000, int(round(self.load_gain * (self.target() - self.present)))))
+        raw_load = _sm(load, 10)
+        a = _PRESENT_POS
+        self.mem[a:a + 6] = bytes((pos & 0xFF, pos >> 8, vel & 0xFF, vel >> 8, raw_load & 0xFF, raw_load >> 8))
+        current = min(4095, abs(load) // 2)
+        self.mem[69:71] = bytes((current & 0xFF, current >> 8))
+        self.mem[66] = int(abs(self.velocity) > 5.0)
 
 
 @dataclass

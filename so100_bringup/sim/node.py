@@ -86,19 +86,6 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _patch_follower_identity() -> None:
-    """Work around a bug in so100_bringup.follower (reported to its owner; delete once fixed):
-    _ActiveTrajectory is a value-comparing dataclass of numpy arrays, so `list.remove` of a
-    finished trajectory that is not first in the list raises "truth value of an array is
-    ambiguous" (arm and gripper trajectories active together). Identity is what is meant."""
-    from so100_bringup import follower
-
-    cls = getattr(follower, "_ActiveTrajectory", None)
-    if cls is not None and cls.__eq__ is not object.__eq__:
-        cls.__eq__ = object.__eq__
-        cls.__hash__ = object.__hash__
-
-
 def _spin_quietly(executor) -> None:
     from rclpy.executors import ExternalShutdownException
 
@@ -122,7 +109,6 @@ def _make_node_class():
     from std_srvs.srv import Trigger
 
     from so100_bringup.follower import TrajectoryFollower
-    _patch_follower_identity()
     from so100_bringup.follower_ros import TrajectoryFollowerBridge
     from so100_bringup.ros_common import (HW_COMMAND_QOS, IMAGE_QOS, LATCHED_QOS, OK, STATE_QOS, WARN,
                                           declare_params, diagnostic_status)
@@ -191,7 +177,7 @@ def _make_node_class():
                                                        "gripper_controller/joint_trajectory",
                                                        now_fn=lambda: self.sim.time)
             self.bad_commands = 0
-            self._reset_request: threading.Event | None = None
+            self._reset_wanted = threading.Event()  # service -> loop: reset between two steps
             self._reset_done = threading.Event()
             self._reset_result = ("", False)
             self.create_service(Trigger, "~/reset", self._on_reset)
@@ -231,9 +217,8 @@ def _make_node_class():
             self._hw_target = np.clip(target, self.sim.lower, self.sim.upper)
 
         def _on_reset(self, request, response):
-            event = threading.Event()
             self._reset_done.clear()
-            self._reset_request = event
+            self._reset_wanted.set()
             if not self._reset_done.wait(timeout=30.0):
                 response.success, response.message = False, "sim loop did not answer within 30 s"
                 return response
@@ -245,7 +230,7 @@ def _make_node_class():
             last_diag = time.monotonic()
             self._publish_all(force=True)
             while self._running and rclpy.ok(context=self.context):
-                if self._reset_request is not None:
+                if self._reset_wanted.is_set():
                     self._do_reset()
                 now = self.sim.time
                 if self.hardware:
@@ -264,7 +249,7 @@ def _make_node_class():
             self._running = False
 
         def _do_reset(self) -> None:
-            self._reset_request = None
+            self._reset_wanted.clear()
             try:
                 episode = self.sim.reset()
                 self.follower.hold(self.sim.time, self.sim.targets())
