@@ -1,6 +1,7 @@
 """Training speed of the default small ACT on one CPU core (issue 6: "well under an hour").
 
-Records a synthetic dataset with the recorder core (2 cameras 240x320, MP4 video, 30 fps),
+Records a synthetic dataset with the recorder core (2 cameras, default 96x128 as the
+documented recording setting, MP4 video, 30 fps),
 then times lerobot's trainer through `so100_bringup.learning.train` for a few steps. Baseline
 measured in the same run: the same policy's bare forward+backward+step on a ready batch
 (no data loading, no video decoding), so the ratio shows what the data pipeline adds.
@@ -19,17 +20,17 @@ from pathlib import Path
 import numpy as np
 
 
-def make_dataset(root: Path, episodes: int = 2, frames: int = 90) -> None:
+def make_dataset(root: Path, hw: tuple[int, int], episodes: int = 2, frames: int = 90) -> None:
     from so100_bringup.calibration import JointUnitConverter, nominal_calibration
     from so100_bringup.recorder.core import DatasetSession, FrameBuilder, dataset_features
     from so100_description.joints import JOINT_NAMES
 
-    cams = {"front": (240, 320), "wrist": (240, 320)}
+    cams = {"front": hw, "wrist": hw}
     builder = FrameBuilder(JointUnitConverter(nominal_calibration()), cams)
     session = DatasetSession(root, "local/so101_recording", 30, dataset_features(cams, use_videos=True))
     session.open()
     rng = np.random.default_rng(0)
-    base = (rng.random((240, 320, 3)) * 255).astype(np.uint8)
+    base = (rng.random((hw[0], hw[1], 3)) * 255).astype(np.uint8)
     for _ in range(episodes):
         session.start("pick the cube and place it in the target area")
         for i in range(frames):
@@ -40,7 +41,7 @@ def make_dataset(root: Path, episodes: int = 2, frames: int = 90) -> None:
     session.close()
 
 
-def bare_step_seconds(pretrained: Path, steps: int) -> float:
+def bare_step_seconds(pretrained: Path, steps: int, hw: tuple[int, int]) -> float:
     import torch
     from lerobot.policies.act.modeling_act import ACTPolicy
 
@@ -52,7 +53,7 @@ def bare_step_seconds(pretrained: Path, steps: int) -> float:
     batch = {"observation.state": torch.randn(b, 6), "action": torch.randn(b, cfg.chunk_size, 6),
              "action_is_pad": torch.zeros(b, cfg.chunk_size, dtype=torch.bool)}
     for key in cfg.image_features:
-        batch[key] = torch.rand(b, 3, 240, 320)
+        batch[key] = torch.rand(b, 3, hw[0], hw[1])
     times = []
     for _ in range(steps):
         t = time.perf_counter()
@@ -67,20 +68,23 @@ def bare_step_seconds(pretrained: Path, steps: int) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--height", type=int, default=96, help="stored image height (recorder image_height)")
+    ap.add_argument("--width", type=int, default=128)
     a = ap.parse_args()
+    hw = (a.height, a.width)
     from so100_bringup.learning import train as T
 
     tmp = Path(tempfile.mkdtemp(prefix="bench_train_"))
-    make_dataset(tmp / "ds")
+    make_dataset(tmp / "ds", hw)
     s = T.TrainSettings(dataset_root=tmp / "ds", output_dir=tmp / "run", steps=a.steps, log_freq=a.steps,
                         save_freq=a.steps)
     t0 = time.monotonic()
     last, _ = T.train(s)
     train_total = time.monotonic() - t0
     per_step = train_total / a.steps  # includes dataset/policy setup: an upper bound
-    bare = bare_step_seconds(last, max(5, a.steps // 2))
+    bare = bare_step_seconds(last, max(5, a.steps // 2), hw)
     print(json.dumps({
-        "threads": s.threads, "batch_size": s.batch_size, "steps_timed": a.steps,
+        "image_hw": list(hw), "cameras": 2, "threads": s.threads, "batch_size": s.batch_size, "steps_timed": a.steps,
         "train_s_per_step_incl_setup": round(per_step, 3),
         "bare_s_per_step": round(bare, 3),
         "ratio_train_vs_bare": round(per_step / bare, 2),

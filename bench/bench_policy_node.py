@@ -44,6 +44,15 @@ FPS = 30.0
 DT = 1.0 / FPS
 
 
+def settle(node, quiet: float = 2.0) -> None:
+    """Wait until the node has published nothing for `quiet` s (warm-up frames all processed)."""
+    last, since = node.runner.status.published, time.monotonic()
+    while time.monotonic() - since < quiet:
+        time.sleep(0.1)
+        if node.runner.status.published != last:
+            last, since = node.runner.status.published, time.monotonic()
+
+
 # ------------------------------------------------------------------------------------------
 # P1: overhead of the node around a real LeRobot policy
 # ------------------------------------------------------------------------------------------
@@ -70,6 +79,7 @@ def bench_p1(policy_dir: Path, rounds: int) -> None:
             io.publish_frame("front")
             time.sleep(0.5)
         assert io.recorder.arm, "node produced no trajectory"
+        settle(node)
         node_times, bare_times, infer_times = [], [], []
         backend = node.backend
         rgb = io.image("front")
@@ -86,9 +96,11 @@ def bench_p1(policy_dir: Path, rounds: int) -> None:
             infer_times.append(node.runner.status.last_inference_s)
             # the bare call: same process, same input size, while the node waits for its next
             # frame (it never infers twice on one frame, so it is idle now)
+            spin.pause()  # no ROS callbacks meanwhile: the baseline gets a quiet process
             t0 = time.perf_counter()
             backend.infer_batch(backend.to_batch(batch_input))
             bare_times.append(time.perf_counter() - t0)
+            spin.resume()
         node_med, bare_med = statistics.median(node_times), statistics.median(bare_times)
         if os.environ.get("BENCH_VERBOSE"):
             print("node image->publish", [round(x * 1e3) for x in node_times])

@@ -26,10 +26,25 @@ find_python() {
   return 1
 }
 
+# MuJoCo renders the sim cameras offscreen through EGL (Mesa) or OSMesa: system libraries.
+ensure_gl_libs() {
+  if ldconfig -p 2>/dev/null | grep -qE 'libEGL_mesa\.so|libOSMesa\.so'; then return 0; fi
+  local pkgs="libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6"
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[setup] installing offscreen OpenGL libraries for MuJoCo: $pkgs"
+    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $pkgs; } >/dev/null 2>&1 ||
+      echo "[setup] WARNING: could not install $pkgs; MuJoCo cameras will not render" >&2
+  else
+    echo "[setup] WARNING: no EGL/OSMesa library found; MuJoCo cameras need them: sudo apt install $pkgs" >&2
+  fi
+}
+
 stamp_of() {
   cat requirements/*.txt setup.py package.xml | sha256sum | cut -d' ' -f1
   echo "extras=$EXTRAS"
 }
+
+ensure_gl_libs
 
 if [ -x "$VENV/bin/python" ] && [ -f "$VENV/.so100_vla_stamp" ] &&
    [ "$(cat "$VENV/.so100_vla_stamp")" = "$(stamp_of)" ]; then

@@ -266,7 +266,10 @@ class So100Driver(Node):
         self._rate_window.append(reading.stamp)
         if len(self._rate_window) > 200:
             del self._rate_window[:100]
-        fresh = reading.fresh
+        # A reply missed now and then keeps the joint's last reading (at most servo_timeout old);
+        # a lost servo's joint is left out, so nobody mistakes a stale value for a live one.
+        fresh = np.array([self.arm.ids[j] not in self.arm.status.lost_ids for j in JOINT_NAMES])
+        fresh &= np.isfinite(reading.positions)
         msg = JointState()
         msg.header.stamp = self.get_clock().now().to_msg()
         msg.name = [n for n, f in zip(self.names, fresh) if f]  # a silent servo's joint is left out

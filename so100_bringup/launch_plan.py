@@ -245,6 +245,9 @@ class Plan:
             out += [a for a, prev in zip(node.arguments[1:], node.arguments) if prev in ("-d", "-file")]
             out += [v for p in node.parameters if isinstance(p, dict)
                     for k, v in p.items() if k == "config_file"]
+        for inc in self.includes:  # e.g. the world in gz_sim's gz_args
+            out += [tok for v in inc.arguments.values() for tok in str(v).split()
+                    if tok.endswith((".sdf", ".world", ".yaml"))]
         return out
 
 
@@ -294,17 +297,19 @@ GAZEBO_CAMERA_LINK = "gripper_link"
 
 
 def gazebo_wrist_camera_xml(prefix: str = "", width: int = 320, height: int = 240, rate: float = 30.0) -> str:
-    """A Gazebo camera sensor on the gripper (the policy's `wrist` camera), for the gz URDF."""
+    """A Gazebo camera sensor on the gripper (the policy's `wrist` camera), placed as in the
+    MuJoCo scene: 6 cm out on the fixed jaw's side of gripper_link, looking past the jaw tips
+    (pitched 1.1442 rad from gripper_link's x towards -z), 75 deg vertical field of view."""
     return f"""
   <gazebo reference="{prefix}{GAZEBO_CAMERA_LINK}">
     <sensor name="wrist_camera" type="camera">
-      <pose>0 0.03 -0.04 0 1.5708 0</pose>  <!-- looking along the jaws (-z of gripper_link) -->
+      <pose>-0.06 0 -0.02 0 1.1442 0</pose>
       <always_on>true</always_on>
       <update_rate>{rate:g}</update_rate>
       <topic>/camera/wrist/image_raw</topic>
       <camera>
         <camera_info_topic>/camera/wrist/camera_info</camera_info_topic>
-        <horizontal_fov>1.2</horizontal_fov>
+        <horizontal_fov>1.5936</horizontal_fov>
         <image><width>{width}</width><height>{height}</height><format>R8G8B8</format></image>
         <clip><near>0.01</near><far>5.0</far></clip>
         <optical_frame_id>{prefix}wrist_optical_frame</optical_frame_id>
@@ -330,6 +335,11 @@ def robot_description_for(args: LaunchArgs) -> str:
     if args.hardware == "gazebo":
         head, sep, tail = urdf.rpartition("</robot>")
         urdf = head + gazebo_wrist_camera_xml() + sep + tail
+        if args.namespace:  # gz_ros2_control's controller manager joins the namespace too
+            tag = 'name="gz_ros2_control::GazeboSimROS2ControlPlugin">'
+            if tag not in urdf:
+                raise ValueError("gazebo URDF has no gz_ros2_control plugin to put in the namespace")
+            urdf = urdf.replace(tag, f"{tag}<ros><namespace>/{args.namespace}</namespace></ros>", 1)
     return urdf
 
 
@@ -395,9 +405,35 @@ def gazebo_plan(args: LaunchArgs) -> Plan:
     )
 
 
+# The policy node's topic parameters whose defaults are absolute names: inside a namespace the
+# plan makes them relative (when the parameter file keeps the default), like every other node's.
+POLICY_ABSOLUTE_TOPICS = {
+    "joint_states_topic": "/joint_states",
+    "arm_trajectory_topic": "/arm_controller/joint_trajectory",
+    "gripper_trajectory_topic": "/gripper_controller/joint_trajectory",
+    "instruction_topic": "/vla/instruction",
+}
+
+
+def _node_section(path: str, node: str) -> dict[str, Any]:
+    try:
+        data = yaml.safe_load(Path(path).read_text()) or {}
+    except OSError:
+        return {}
+    for key, value in data.items():
+        if str(key).rstrip("/").split("/")[-1] in (node, "**") and isinstance(value, dict):
+            return value.get("ros__parameters", {}) or {}
+    return {}
+
+
 def policy_plan(args: LaunchArgs) -> Plan:
     params_file = args.policy_params_file or config_file(POLICY_PARAMS)
     overrides: dict[str, Any] = {"variant": args.variant, "use_sim_time": args.sim_time}
+    if args.namespace:
+        configured = _node_section(params_file, POLICY_NODE)
+        for key, absolute in POLICY_ABSOLUTE_TOPICS.items():
+            if configured.get(key, absolute) == absolute:
+                overrides[key] = absolute.lstrip("/")
     for key in ("policy_path", "cameras", "task"):
         if getattr(args, key):
             overrides[key] = getattr(args, key)

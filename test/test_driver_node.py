@@ -42,7 +42,7 @@ def start_driver(port: str, *params: str, calibration: str = str(CAL_FILE),
         args += ["--params-file", params_file]
     args += [
             "-p", f"port:={port}", "-p", f"calibration_file:={calibration}", "-p", "timeout_ms:=50.0",
-            "-p", "reconnect_period:=0.2", "-p", "diagnostics_rate_hz:=5.0"]
+            "-p", "reconnect_period:=0.2", "-p", "diagnostics_rate_hz:=5.0", "-p", "servo_timeout:=0.6"]
     for p in params:
         args += ["-p", p]
     return subprocess.Popen(args, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,

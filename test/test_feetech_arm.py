@@ -56,8 +56,8 @@ def emulator(tmp_path):
 
 @pytest.fixture()
 def arm(emulator):
-    a = SO100Arm(ArmConfig(port=emulator.port, calibration=CAL, timeout_ms=30.0, reconnect_period=0.1,
-                           max_step=0.05))
+    a = SO100Arm(ArmConfig(port=emulator.port, calibration=CAL, timeout_ms=50.0, reconnect_period=0.1,
+                           max_step=0.05, lost_timeout=0.5))
     a.connect()
     yield a
     a.close()
@@ -147,7 +147,7 @@ def test_dropped_and_corrupt_replies_are_survived(emulator, arm):
 def test_silent_servo_holds_then_recovers(emulator, arm):
     run(arm, np.zeros(6), 0.2)
     emulator.set_silent(3)
-    run(arm, np.full(6, 0.5), 0.3)
+    run(arm, np.full(6, 0.5), 0.8)
     assert arm.status.lost_ids == [3] and "elbow_flex" in arm.status.fault
     goals = {i: emulator.register(i, "Goal_Position") for i in (1, 2, 4, 5, 6)}
     run(arm, np.full(6, 0.8), 0.2)

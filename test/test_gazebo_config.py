@@ -47,6 +47,19 @@ def test_gazebo_urdf_references_gz_ros2_control(variant):
     assert "gz_ros2_control-system" in robot_description(variant, "gazebo")
 
 
+def test_namespaced_gazebo_controller_manager():
+    """Spawners of a namespaced bringup talk to /<ns>/controller_manager: the gz_ros2_control
+    plugin must create it there."""
+    plan = lp.bringup_plan(lp.parse_args({"hardware": "gazebo", "namespace": "left"}))
+    root = ET.fromstring(plan.nodes[0].parameters[0]["robot_description"])
+    plugin = next(p for g in root.findall("gazebo") for p in g.findall("plugin")
+                  if p.get("filename") == "gz_ros2_control-system")
+    assert plugin.find("ros/namespace").text == "/left"
+    params = yaml.safe_load(Path(plugin.find("parameters").text.strip()).read_text())
+    assert "/left/controller_manager" in params
+    assert all("/left/controller_manager" in n.arguments for n in plan.nodes if n.executable == "spawner")
+
+
 def test_wrist_camera_sensor_matches_the_bridge():
     urdf = lp.robot_description_for(lp.parse_args({"hardware": "gazebo"}))
     root = ET.fromstring(urdf)

@@ -67,10 +67,12 @@ def _all_plans():
             lp.LAUNCH_FILES, lp.HARDWARE, lp.CONTROL_MODES, ("", "left"),
             ({}, {"policy": "true", "rviz": "true", "moveit": "true"})):
         values = {"hardware": hardware, "control": control, "namespace": ns, **extras}
+        given = {k: v for k, v in values.items() if k in lp.LAUNCH_FILES[launch_file]}
         try:
-            plan = lp.plan_for_launch_file(launch_file, values)
+            lp.parse_args({**given, **lp.LAUNCH_FILE_FIXED.get(launch_file, {})})
         except ValueError:
             continue  # invalid combination (mock/gazebo standalone, moveit standalone): tested below
+        plan = lp.plan_for_launch_file(launch_file, values)  # any error here is a real failure
         yield f"{launch_file}[{hardware},{control},{ns or '-'},{bool(extras)}]", plan
 
 
@@ -100,6 +102,8 @@ def test_executables_exist():
 
 
 def test_named_files_exist():
+    gz = lp.bringup_plan(lp.parse_args({"hardware": "gazebo"}))
+    assert any(f.endswith(".sdf") for f in gz.files()) and any(f.endswith("bridge.yaml") for f in gz.files())
     for label, plan in ALL_PLANS:
         for path in plan.files():
             assert Path(path).is_file(), f"{label}: {path} does not exist"
@@ -194,6 +198,9 @@ def test_namespace_reaches_every_node_topic_and_parameter_file():
             if isinstance(params, str):
                 data = yaml.safe_load(Path(params).read_text())
                 assert data and all(str(k).startswith("/left/") for k in data), params
+    policy = next(n for n in plan.nodes if n.executable == "vla_policy_node").parameters[-1]
+    assert policy["joint_states_topic"] == "joint_states"  # relative: resolved inside /left
+    assert policy["arm_trajectory_topic"] == "arm_controller/joint_trajectory"
     no_ns = lp.bringup_plan(lp.parse_args({"hardware": "mujoco"}))
     assert ">/hw/joint_commands<" in no_ns.nodes[0].parameters[0]["robot_description"]
 
@@ -245,3 +252,53 @@ def test_plan_prints():
     text = lp.describe(lp.bringup_plan(lp.parse_args({"hardware": "gazebo", "policy": "true"})))
     assert "ros_gz_sim/create" in text and "vla_policy_node" in text and "<" in text
     assert lp.main(["hardware:=mujoco", "control:=standalone"]) == 0
+
+
+def _ros_parameter_leaves(value, path=""):
+    """Yield (dotted name, leaf) of a nested parameter dict, as launch_ros flattens it."""
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            yield from _ros_parameter_leaves(sub, f"{path}.{key}" if path else str(key))
+    else:
+        yield path, value
+
+
+def _is_ros_parameter_value(value) -> bool:
+    scalar = (bool, int, float, str)
+    if isinstance(value, scalar):
+        return True
+    if isinstance(value, (list, tuple)) and value:
+        kinds = {type(v) for v in value}  # launch_ros wants uniform items (int and float differ)
+        return len(kinds) == 1 and kinds <= {bool, int, float, str}
+    return False
+
+
+def test_inline_parameters_are_valid_ros_parameter_types():
+    """Every inline parameter (MoveIt's nested dicts included) flattens to a type a ROS
+    parameter can hold: no None, no empty or mixed-type lists."""
+    for label, plan in ALL_PLANS:
+        for node in plan.nodes:
+            for params in node.parameters:
+                if isinstance(params, dict):
+                    for name, leaf in _ros_parameter_leaves(params):
+                        assert _is_ros_parameter_value(leaf), f"{label}: {node.executable} {name}={leaf!r}"
+
+
+@pytest.mark.parametrize("config", [lp.RVIZ_CONFIG, lp.RVIZ_MOVEIT_CONFIG])
+def test_rviz_configs_match_the_description(config):
+    from so100_description import robot_description
+    from so100_description.moveit.config import srdf_file
+
+    data = yaml.safe_load((REPO / config).read_text())
+    manager = data["Visualization Manager"]
+    links = {l.get("name") for l in ET.fromstring(robot_description("so101", "mock")).findall("link")}
+    assert manager["Global Options"]["Fixed Frame"] in links
+    displays = {d["Class"]: d for d in manager["Displays"]}
+    for display in manager["Displays"]:
+        if display["Class"] == "rviz_default_plugins/Image":
+            assert display["Topic"]["Value"] in ("camera/front/image_raw", "camera/wrist/image_raw")
+    if "moveit_rviz_plugin/MotionPlanning" in displays:
+        groups = {g.get("name") for g in ET.parse(srdf_file("so101")).getroot().findall("group")}
+        assert displays["moveit_rviz_plugin/MotionPlanning"]["Planning Request"]["Planning Group"] in groups
+    else:
+        assert displays["rviz_default_plugins/RobotModel"]["Description Topic"]["Value"] == "robot_description"

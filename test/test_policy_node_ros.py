@@ -102,6 +102,7 @@ def _count(io):
         return len(io.recorder.arm)
 
 
+@pytest.mark.slow  # ~15-20 s on a loaded 2-core machine
 def test_node_runs_policy_and_obeys_start_stop_estop(ros, known_policy):
     io = ros.io(CAMS)
     ros.node({"policy_path": str(known_policy), "autostart": False})
@@ -164,6 +165,7 @@ def test_node_runs_policy_and_obeys_start_stop_estop(ros, known_policy):
     assert _count(io) == n
 
 
+@pytest.mark.slow
 def test_node_survives_bad_inputs_and_waits_on_stale_ones(ros, known_policy):
     # the wrist camera arrives as a JPEG CompressedImage, the front one as raw rgb8
     io = ros.io({"front": CAMS["front"], "wrist": ("/camera/wrist/image_raw/compressed", (120, 160), "jpeg")})

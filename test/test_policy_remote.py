@@ -13,8 +13,8 @@ import pytest
 pytest.importorskip("torch", reason="torch is not installed (pip install so100_vla[policy])")
 pytest.importorskip("lerobot", reason="lerobot is not installed (pip install so100_vla[policy])")
 pytest.importorskip("grpc", reason="grpcio is not installed (pip install so100_vla[remote])")
-pytest.importorskip("lerobot.async_inference.policy_server",
-                    reason="lerobot's async-inference server does not import (grpcio/protobuf versions)")
+pytest.importorskip("lerobot.transport.services_pb2_grpc",
+                    reason="lerobot's gRPC stubs do not import (grpcio/protobuf versions)")
 
 from vla_policy_node.backends import CheckpointError  # noqa: E402
 from vla_policy_node.backends.base import PolicyInput  # noqa: E402

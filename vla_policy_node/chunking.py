@@ -17,10 +17,12 @@ overlap inside the model's sampler and so only applies to flow/diffusion policie
 to their denoising loop; a crossfade works with every policy, local or remote. The first kept
 action of the new chunk starts exactly at the committed plan (weight 0) and the weight rises
 with the quintic smootherstep 6s^5 - 15s^4 + 10s^3, whose first and second derivatives vanish at
-both ends, so position, velocity and acceleration stay continuous. The blend length adapts:
-at least `blend_steps`, longer when the two plans disagree by a lot, so that the blend's own
-acceleration stays below `blend_accel_ratio` times the largest acceleration inside the chunks
-(bounded by the overlap available and by `blend_max_steps`).
+both ends, so position, velocity and acceleration stay continuous. What is faded out is the
+correction (old plan - new chunk), held at its last value past the old plan's end, so the fade
+may outlast the overlap. The fade length adapts: at least `blend_steps`, longer when the two
+plans disagree by a lot, so that the fade's own acceleration stays below `blend_accel_ratio`
+times the new chunk's peak acceleration (at most `blend_max_steps` and the chunk's length).
+A first chunk (no plan yet) fades in from the arm's measured position over `blend_steps`.
 """
 from __future__ import annotations
 

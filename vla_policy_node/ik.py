@@ -4,9 +4,9 @@ A 5-DOF arm cannot reach an arbitrary 6-D pose: for a given tool position the ap
 direction (where the jaws point) can only pitch in the arm's vertical plane, and the roll
 about it is the wrist_roll joint. Targets are therefore *position first, orientation second*:
 
-- the tool position (3 constraints) is the primary task;
-- an approach direction, or a full rotation, is a secondary task solved in the null space of
-  the position task, so it never costs position accuracy and is met as well as the
+- the tool position (3 constraints) comes first;
+- an approach direction, or a full rotation, is weighted below it and finished by a
+  position-only polish, so it never costs position accuracy and is met as well as the
   kinematics allow (exactly when the target came from the arm's own forward kinematics).
 
 Solvers are seeded from the current joint state, respect joint limits, and can bound the
@@ -14,19 +14,19 @@ per-joint step from the seed (`max_step`): an unreachable target then yields the
 reachable within that box plus a warning, never a jump.
 
 Backends: `MoveItIK` when `moveit_py` (module `moveit`) imports, using the robot's own MoveIt
-config (pick_ik); otherwise `PinocchioIK`, a damped least-squares solver on the project's URDF.
-Both implement `IKSolver`.
+config (pick_ik); otherwise `PinocchioIK`, a Levenberg-Marquardt solver on the project's URDF
+(pinocchio). Both implement `IKSolver`. docs/moveit.md has the design and measured figures.
 """
 from __future__ import annotations
 
 import importlib.util
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol, Sequence
 
 import numpy as np
 
-from so100_description.joints import ARM_JOINTS, JOINT_NAMES, limit_arrays
+from so100_description.joints import ARM_JOINTS, limit_arrays
 
 LOG = logging.getLogger(__name__)
 
@@ -212,6 +212,7 @@ class PinocchioIK:
         self.base_id = self.model.getFrameId(prefix + base_frame)
         # Map our joint order onto pinocchio's configuration vector (all revolute: nq == nv == 5).
         self._idx = np.array([self.model.joints[self.model.getJointId(j)].idx_q for j in wanted])
+        self._natural_order = self.model.nq == len(wanted) and bool(np.all(self._idx == np.arange(len(wanted))))
         lower, upper = limit_arrays(self.joint_names, variant)
         # The tighter of the URDF's and joint_limits.yaml's limits (they should be identical).
         self.lower = np.maximum(lower, self.model.lowerPositionLimit[self._idx])
@@ -227,6 +228,8 @@ class PinocchioIK:
 
     # -- kinematics -------------------------------------------------------------------------
     def _to_pin(self, q: np.ndarray) -> np.ndarray:
+        if self._natural_order:
+            return q
         qp = np.zeros(self.model.nq)
         qp[self._idx] = q
         return qp
@@ -327,10 +330,11 @@ class PinocchioIK:
     def _jacobians(self, q: np.ndarray):
         """(pose of tip in base, 6x5 Jacobian in base-aligned axes at the tip)."""
         pin = self._pin
-        qp = self._to_pin(q)
-        pin.computeJointJacobians(self.model, self.data, qp)
-        pin.updateFramePlacement(self.model, self.data, self.tip_id)
-        jac = pin.getFrameJacobian(self.model, self.data, self.tip_id, pin.LOCAL_WORLD_ALIGNED)[:, self._idx]
+        # one call: forward kinematics, the tip's placement and its Jacobian
+        jac = pin.computeFrameJacobian(self.model, self.data, self._to_pin(q), self.tip_id,
+                                       pin.LOCAL_WORLD_ALIGNED)
+        if not self._natural_order:
+            jac = jac[:, self._idx]
         if self._base_is_world:  # base_link is the URDF root: no change of frame
             return self.data.oMf[self.tip_id], jac
         pin.updateFramePlacement(self.model, self.data, self.base_id)
@@ -653,4 +657,4 @@ def make_ik_solver(variant: str = "so101", backend: str = "auto", urdf_xml: str 
 
 
 __all__ = ["IKTarget", "IKResult", "IKSolver", "PinocchioIK", "MoveItIK", "SolverSettings",
-           "make_ik_solver", "moveit_available", "approach_of", "project_urdf", "JOINT_NAMES"]
+           "make_ik_solver", "moveit_available", "approach_of", "project_urdf"]

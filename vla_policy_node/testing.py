@@ -169,10 +169,26 @@ class Spinner:
             self.executor.add_node(node)
         self.thread = threading.Thread(target=self._spin, daemon=True)
         self._stop = False
+        self._running = threading.Event()
+        self._running.set()
+        self._idle = threading.Event()
         self.thread.start()
+
+    def pause(self) -> None:
+        """Stop spinning until resume() (benchmarks: a quiet process for a baseline)."""
+        self._running.clear()
+        self._idle.wait(2)
+
+    def resume(self) -> None:
+        self._idle.clear()
+        self._running.set()
 
     def _spin(self) -> None:
         while not self._stop:
+            if not self._running.is_set():
+                self._idle.set()
+                self._running.wait(0.1)
+                continue
             try:
                 self.executor.spin_once(timeout_sec=0.05)
             except Exception:

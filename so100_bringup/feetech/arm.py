@@ -188,8 +188,10 @@ class SO100Arm:
     def set_torque(self, enabled: bool) -> None:
         """Torque on (after setting goals to the measured pose) or off (limp). Raises BusError."""
         self._want_torque = enabled
-        if self.bus.connected and not self.status.fault:
-            self._set_torque(enabled)
+        if not (self.bus.connected and self.status.connected) or self.status.fault:
+            raise BusError(f"arm not ready ({self.status.fault or 'not connected'}); torque "
+                           f"{'on' if enabled else 'off'} will be applied when it is back")
+        self._set_torque(enabled)
 
     def _set_torque(self, enabled: bool) -> None:
         if enabled:

@@ -195,6 +195,11 @@ class FeetechBus:
             self.stats.servo_errors += 1
             self.stats.last_servo_error[servo_id] = error
 
+    def _settle(self) -> None:
+        port = self._require()
+        time.sleep(self.timeout_ms / 1000.0)
+        self._drain(port)
+
     def _drain(self, port: scs.PortHandler) -> None:
         """Throw away late bytes of a failed transfer so they do not poison the next one."""
         try:
@@ -209,6 +214,9 @@ class FeetechBus:
         for attempt in range(1 + self.retries):
             try:
                 model, result, error = self._packet.ping(port, servo_id)
+            except IndexError:  # the SDK indexes a too-short reply (a late packet of an earlier try)
+                port.is_using = False
+                model, result, error = 0, scs.COMM_RX_CORRUPT, 0
             except PORT_ERRORS as exc:
                 raise self._lost(exc) from None
             self.stats.transfers += 1
@@ -272,7 +280,14 @@ class FeetechBus:
         names = names or {}
         missing, wrong = [], []
         for servo_id in (self.ids if ids is None else ids):
-            model = self.ping(servo_id)
+            model = None
+            for _ in range(3):
+                # Late replies of earlier transfers carry the same id and would be taken for the
+                # model number: settle and flush before believing a mismatch.
+                self._settle()
+                model = self.ping(servo_id)
+                if model in (None, self.model_number):
+                    break
             if model is None:
                 missing.append(servo_id)
             elif model != self.model_number:

@@ -205,6 +205,7 @@ class Sts3215Emulator:
         self._present = threading.Event()  # port exists
         self._buf = bytearray()
         self._first_byte_time = 0.0
+        self._wire_free = 0.0  # perf_counter time at which the emulated wire is idle again
 
     # -- lifecycle ---------------------------------------------------------------------
     @property
@@ -335,8 +336,7 @@ class Sts3215Emulator:
                 continue
             if not data:
                 continue
-            if not self._buf:
-                self._first_byte_time = time.perf_counter()
+            self._first_byte_time = time.perf_counter()  # arrival of this chunk
             self._buf.extend(data)
             with self.lock:
                 self._parse()
@@ -368,7 +368,6 @@ class Sts3215Emulator:
                 continue
             self.packets += 1
             self._handle(packet)
-            self._first_byte_time = time.perf_counter()
 
     def _wait_until(self, deadline: float) -> None:
         while True:
@@ -381,7 +380,9 @@ class Sts3215Emulator:
     def _handle(self, packet: bytes) -> None:
         servo_id, instr, params = packet[2], packet[4], packet[5:-1]
         byte_time = self._byte_time()
-        wire_end = self._first_byte_time + len(packet) * byte_time  # when the host finished sending
+        # Half-duplex wire: a packet starts when it arrived and the wire is free (after the
+        # previous packet and its replies); it has crossed the wire len * byte_time later.
+        wire_end = max(self._first_byte_time, self._wire_free) + len(packet) * byte_time
         replies: list[tuple[ServoModel, bytes]] = []
         if servo_id == BROADCAST_ID:
             if instr == INST_SYNC_WRITE and len(params) >= 2:
@@ -426,11 +427,13 @@ class Sts3215Emulator:
                 if status_level:
                     replies.append((servo, status_packet(servo.id, 0)))
         t = wire_end
+        self._wire_free = t
         for servo, reply in replies:
             reply = self._apply_reply_faults(reply)
             if self.paced:
                 t += servo.mem[REGISTERS["Return_Delay_Time"].address] * 2e-6 + len(reply) * byte_time
                 self._wait_until(t)
+                self._wire_free = t
             if reply:
                 try:
                     os.write(self._master, reply)

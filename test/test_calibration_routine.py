@@ -1,0 +1,78 @@
+"""so100_calibrate's procedure against the emulator: LeRobot's half-turn homing and range
+recording, written as LeRobot's JSON."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from so100_bringup.calibrate import calibrate
+from so100_bringup.calibration import JointUnitConverter, load_calibration, save_calibration
+from so100_bringup.feetech.bus import BusError, FeetechBus
+from so100_bringup.feetech.emulator import Sts3215Emulator
+from so100_description.joints import JOINT_NAMES, MOTOR_IDS
+
+MID = {1: 1500, 2: 2600, 3: 900, 4: 3000, 5: 100, 6: 2047}  # actual encoder positions at "mid"
+SWING = 700  # the operator moves each joint +-SWING around mid
+
+
+@pytest.fixture()
+def emulator(tmp_path):
+    with Sts3215Emulator(link=tmp_path / "arm", positions=MID) as emu:
+        yield emu
+
+
+def move(emu, offsets):
+    with emu.lock:
+        for i, servo in emu.servos.items():
+            homing = servo.get("Homing_Offset")
+            servo.present = (MID[i] + offsets.get(i, 0) - homing) % 4096
+
+
+def test_calibration_routine_writes_lerobot_json(emulator, tmp_path):
+    bus = FeetechBus(emulator.port, list(MOTOR_IDS.values()))
+    bus.open()
+
+    def wait_ranges(stop):
+        for sign in (-1, 1, 0):
+            move(emulator, {i: sign * SWING for i in MID if i != 5})
+            time.sleep(0.15)
+        stop.set()
+
+    try:
+        cal = calibrate(bus, wait_mid=lambda: None, wait_ranges=wait_ranges)
+    finally:
+        bus.close()
+    for joint in JOINT_NAMES:
+        c = cal[joint]
+        assert c.homing_offset == MID[c.id] - 2047
+        assert c.drive_mode == 0
+        if joint == "wrist_roll":
+            assert (c.range_min, c.range_max) == (0, 4095)
+        else:
+            assert (c.range_min, c.range_max) == (2047 - SWING, 2047 + SWING)
+        assert emulator.register(c.id, "Homing_Offset") == c.homing_offset
+        assert emulator.register(c.id, "Max_Position_Limit") == c.range_max
+    out = tmp_path / "calib" / "my_arm.json"
+    save_calibration(cal, out)
+    assert load_calibration(out) == cal
+    assert set(json.loads(out.read_text())["gripper"]) == {"id", "drive_mode", "homing_offset", "range_min",
+                                                           "range_max"}
+    # after homing, the pose the operator called "mid" is URDF zero
+    conv = JointUnitConverter(cal)
+    for joint in JOINT_NAMES:
+        if joint != "gripper":
+            assert conv.ticks_to_radians(joint, emulator.register(cal[joint].id, "Present_Position")) == \
+                pytest.approx(0.0, abs=2e-3)
+
+
+def test_joint_that_never_moves_is_an_error(emulator):
+    bus = FeetechBus(emulator.port, list(MOTOR_IDS.values()))
+    bus.open()
+    try:
+        with pytest.raises(BusError, match="did not move"):
+            calibrate(bus, wait_mid=lambda: None, wait_ranges=lambda stop: (time.sleep(0.1), stop.set()))
+    finally:
+        bus.close()
