@@ -69,7 +69,7 @@ setup(
         "kinematics": KINEMATICS,
         "remote": REMOTE,
         "test": TEST,
-        "all": SIM + POLICY + KINEMATICS + TEST,
+        "all": SIM + POLICY + KINEMATICS + REMOTE + TEST,
     },
     zip_safe=False,
     entry_points={

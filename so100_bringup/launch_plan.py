@@ -405,35 +405,9 @@ def gazebo_plan(args: LaunchArgs) -> Plan:
     )
 
 
-# The policy node's topic parameters whose defaults are absolute names: inside a namespace the
-# plan makes them relative (when the parameter file keeps the default), like every other node's.
-POLICY_ABSOLUTE_TOPICS = {
-    "joint_states_topic": "/joint_states",
-    "arm_trajectory_topic": "/arm_controller/joint_trajectory",
-    "gripper_trajectory_topic": "/gripper_controller/joint_trajectory",
-    "instruction_topic": "/vla/instruction",
-}
-
-
-def _node_section(path: str, node: str) -> dict[str, Any]:
-    try:
-        data = yaml.safe_load(Path(path).read_text()) or {}
-    except OSError:
-        return {}
-    for key, value in data.items():
-        if str(key).rstrip("/").split("/")[-1] in (node, "**") and isinstance(value, dict):
-            return value.get("ros__parameters", {}) or {}
-    return {}
-
-
 def policy_plan(args: LaunchArgs) -> Plan:
     params_file = args.policy_params_file or config_file(POLICY_PARAMS)
     overrides: dict[str, Any] = {"variant": args.variant, "use_sim_time": args.sim_time}
-    if args.namespace:
-        configured = _node_section(params_file, POLICY_NODE)
-        for key, absolute in POLICY_ABSOLUTE_TOPICS.items():
-            if configured.get(key, absolute) == absolute:
-                overrides[key] = absolute.lstrip("/")
     for key in ("policy_path", "cameras", "task"):
         if getattr(args, key):
             overrides[key] = getattr(args, key)

@@ -30,9 +30,18 @@ def emulator(tmp_path):
         yield emu
 
 
+class PatientPortHandler(scs.PortHandler):
+    """The SDK's reply timeout (~34 ms) is shorter than a loaded 2-core CI machine may take to
+    schedule the Python emulator; these tests are about protocol semantics, not timing."""
+
+    def setPacketTimeout(self, packet_length):
+        super().setPacketTimeout(packet_length)
+        self.packet_timeout = max(self.packet_timeout, 250.0)
+
+
 @pytest.fixture()
 def sdk(emulator):
-    port = scs.PortHandler(emulator.port)
+    port = PatientPortHandler(emulator.port)
     assert port.openPort()
     yield port, scs.PacketHandler(0)
     port.closePort()

@@ -198,7 +198,9 @@ def test_namespace_reaches_every_node_topic_and_parameter_file():
             if isinstance(params, str):
                 data = yaml.safe_load(Path(params).read_text())
                 assert data and all(str(k).startswith("/left/") for k in data), params
-    policy = next(n for n in plan.nodes if n.executable == "vla_policy_node").parameters[-1]
+    policy_files = [p for p in next(n for n in plan.nodes if n.executable == "vla_policy_node").parameters
+                     if isinstance(p, str)]
+    policy = next(iter(yaml.safe_load(Path(policy_files[0]).read_text()).values()))["ros__parameters"]
     assert policy["joint_states_topic"] == "joint_states"  # relative: resolved inside /left
     assert policy["arm_trajectory_topic"] == "arm_controller/joint_trajectory"
     no_ns = lp.bringup_plan(lp.parse_args({"hardware": "mujoco"}))

@@ -54,10 +54,10 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
     "image_resize": ("resize", "fit frames to the policy's size: 'resize' or 'crop' (centre crop to aspect, then resize)"),
     "max_image_age": (0.5, "s; frames older than this (since receipt) are not used"),
     "max_state_age": (0.5, "s; joint states older than this are not used"),
-    "joint_states_topic": ("/joint_states", "sensor_msgs/JointState input"),
-    "arm_trajectory_topic": ("/arm_controller/joint_trajectory", "JointTrajectory output for the arm joints"),
-    "gripper_trajectory_topic": ("/gripper_controller/joint_trajectory", "JointTrajectory output for the gripper"),
-    "instruction_topic": ("/vla/instruction", "std_msgs/String task instruction input"),
+    "joint_states_topic": ("joint_states", "sensor_msgs/JointState input (relative: follows the namespace)"),
+    "arm_trajectory_topic": ("arm_controller/joint_trajectory", "JointTrajectory output for the arm joints"),
+    "gripper_trajectory_topic": ("gripper_controller/joint_trajectory", "JointTrajectory output for the gripper"),
+    "instruction_topic": ("vla/instruction", "std_msgs/String task instruction input"),
     "task": ("", "task instruction for language-conditioned policies (also settable at run time)"),
     "joint_prefix": ("", "prefix of the joint names on the topics"),
     "variant": ("so101", "arm variant (so100 or so101): joint limits"),
@@ -83,17 +83,17 @@ PARAMETERS: dict[str, tuple[Any, str]] = {
 
 
 def _parse_cameras(text: str, policy_cameras: list[str]) -> dict[str, str]:
-    """'front=/a,wrist' -> {'front': '/a', 'wrist': '/camera/wrist/image_raw'}."""
+    """'front=/a,wrist' -> {'front': '/a', 'wrist': 'camera/wrist/image_raw'}."""
     entries = [e.strip() for e in text.split(",") if e.strip()]
     if not entries:
-        return {name: f"/camera/{name}/image_raw" for name in policy_cameras}
+        return {name: f"camera/{name}/image_raw" for name in policy_cameras}
     mapping: dict[str, str] = {}
     for entry in entries:
         name, _, topic = entry.partition("=")
         name, topic = name.strip(), topic.strip()
         if name in mapping:
             raise ValueError(f"camera {name!r} is mapped twice in 'cameras'")
-        mapping[name] = topic or f"/camera/{name}/image_raw"
+        mapping[name] = topic or f"camera/{name}/image_raw"
     return mapping
 
 
