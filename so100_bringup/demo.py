@@ -250,7 +250,7 @@ def _make_recorder(context, episode: EpisodeLog, video: VideoWriter | None, lock
         def _on_clock(self, msg: Clock) -> None:
             self.clock_seen = True
             with lock:
-                episode.now = secs(msg.clock)
+                episode.now = max(episode.now, secs(msg.clock))  # callbacks may run out of order
 
         def _on_image(self, msg: Image) -> None:
             if not self.recording or msg.encoding != "rgb8":

@@ -17,6 +17,8 @@ pytest.importorskip("rclpy", reason="rclpy not installed (make setup installs th
 pytest.importorskip("lerobot", reason="lerobot not installed (make setup installs the policy extra)")
 pytest.importorskip("imageio", reason="imageio not installed (make setup installs the sim extra)")
 
+from vla_policy_node.testing import stop_process  # noqa: E402
+
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 
 
@@ -33,9 +35,7 @@ def demo_run(tmp_path_factory):
     try:
         output, _ = proc.communicate(timeout=400)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        stop_process(proc)  # after a timeout: SIGTERM, which the demo passes on to its nodes
     return out, proc.returncode, output
 
 
@@ -79,9 +79,7 @@ def test_ctrl_c_stops_every_child(demo_run):
         proc.send_signal(signal.SIGINT)
         rest, _ = proc.communicate(timeout=60)
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
+        stop_process(proc)
     assert proc.returncode == 130, "".join(lines) + rest
     for pid in pids:
         with pytest.raises(ProcessLookupError):

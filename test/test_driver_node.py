@@ -3,9 +3,6 @@ process, so faults can be injected); commands reach the servos in ticks, states 
 radians, every fault is survived without a goal outside the limits."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -16,7 +13,6 @@ import pytest
 rclpy = pytest.importorskip("rclpy", reason="rclpy not installed (make setup installs the ROS 2 Jazzy wheels)")
 from builtin_interfaces.msg import Duration  # noqa: E402
 from diagnostic_msgs.msg import DiagnosticArray  # noqa: E402
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.qos import qos_profile_sensor_data  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from std_srvs.srv import SetBool, Trigger  # noqa: E402
@@ -25,6 +21,8 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E
 from so100_bringup.calibration import JointUnitConverter, load_calibration  # noqa: E402
 from so100_bringup.feetech.emulator import Sts3215Emulator  # noqa: E402
 from so100_description.joints import ARM_JOINTS, JOINT_NAMES, joint_limits  # noqa: E402
+from vla_policy_node.testing import (Spinner, call_service, initialized_context, start_node_process,  # noqa: E402
+                                     stop_process, wait_for)
 
 CAL_FILE = Path(__file__).resolve().parent / "data" / "so101_follower_calibration.json"
 CAL = load_calibration(CAL_FILE)
@@ -36,28 +34,13 @@ REPO = Path(__file__).resolve().parent.parent
 
 
 def start_driver(port: str, *params: str, calibration: str = str(CAL_FILE),
-                 params_file: str | None = None) -> subprocess.Popen:
-    args = [sys.executable, "-m", "so100_bringup.driver_node", "--ros-args"]
-    if params_file:
-        args += ["--params-file", params_file]
-    args += [
-            "-p", f"port:={port}", "-p", f"calibration_file:={calibration}", "-p", "timeout_ms:=50.0",
-            "-p", "reconnect_period:=0.2", "-p", "diagnostics_rate_hz:=5.0", "-p", "servo_timeout:=0.6"]
-    for p in params:
-        args += ["-p", p]
-    return subprocess.Popen(args, env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
-
-
-def stop(proc: subprocess.Popen) -> str:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-    return proc.stdout.read() if proc.stdout else ""
+                 params_file: str | None = None):
+    """The driver in its own process; `params` as "name:=value". stop_process(proc) returns its output."""
+    overrides = {"port": port, "calibration_file": calibration, "timeout_ms": 50.0, "reconnect_period": 0.2,
+                 "diagnostics_rate_hz": 5.0, "servo_timeout": 0.6}
+    overrides.update(p.split(":=", 1) for p in params)
+    return start_node_process("so100_bringup.driver_node", overrides,
+                              ros_args=["--params-file", params_file] if params_file else [], capture_output=True)
 
 
 def goals_within_limits(emu: Sts3215Emulator) -> int:
@@ -90,10 +73,7 @@ class Probe:
         self.arm_pub = self.node.create_publisher(JointTrajectory, "/arm_controller/joint_trajectory", 10)
         self.grip_pub = self.node.create_publisher(JointTrajectory, "/gripper_controller/joint_trajectory", 10)
         self.hw_pub = self.node.create_publisher(JointState, "/hw/joint_commands", 1)
-        self.executor = SingleThreadedExecutor(context=context)
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
+        self.spinner = Spinner([self.node], context)
 
     def _on_state(self, msg):
         with self.lock:
@@ -110,15 +90,8 @@ class Probe:
             return dict(zip(self.state.name, self.state.position)) if self.state else {}
 
     def wait(self, predicate, timeout=8.0) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                if predicate():
-                    return True
-            except (KeyError, TypeError, AttributeError):
-                pass
-            time.sleep(0.02)
-        return False
+        # a message not there yet (or without the key looked for) is "not yet"
+        return wait_for(predicate, timeout, ignore=(KeyError, TypeError, AttributeError))
 
     def bus_status(self):
         with self.lock:
@@ -138,27 +111,17 @@ class Probe:
             pub.publish(msg)
 
     def call(self, srv_type, name, request, timeout=5.0):
-        client = self.node.create_client(srv_type, name)
-        assert client.wait_for_service(timeout_sec=timeout), f"service {name} not available"
-        future = client.call_async(request)
-        deadline = time.monotonic() + timeout
-        while not future.done() and time.monotonic() < deadline:
-            time.sleep(0.01)
-        self.node.destroy_client(client)
-        assert future.done(), f"service {name} did not answer"
-        return future.result()
+        return call_service(self.node, srv_type, name, request, timeout)
 
     def close(self):
-        self.executor.shutdown()
+        self.spinner.stop()
         self.node.destroy_node()
 
 
 @pytest.fixture(scope="module")
 def ros_context():
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    yield context
-    rclpy.try_shutdown(context=context)
+    with initialized_context() as context:
+        yield context
 
 
 def near(probe: Probe, target: dict[str, float], tol=0.02) -> bool:
@@ -175,11 +138,11 @@ def standalone(tmp_path_factory, ros_context):
     proc = start_driver(str(link), "rate_hz:=200.0")
     probe = Probe(ros_context)
     try:
-        assert probe.wait(lambda: probe.state is not None and len(probe.state.name) == 6, 20), stop(proc)
+        assert probe.wait(lambda: probe.state is not None and len(probe.state.name) == 6, 20), stop_process(proc)
         yield emu, proc, probe
     finally:
         probe.close()
-        output = stop(proc)
+        output = stop_process(proc)
         emu.stop()
         print(output[-3000:])
 
@@ -284,7 +247,7 @@ def test_hardware_mode_and_watchdog(tmp_path, ros_context):
     proc = start_driver(str(link), "mode:=hardware", "watchdog_timeout:=0.15")
     probe = Probe(ros_context, states_topic="/hw/joint_states")
     try:
-        assert probe.wait(lambda: len(probe.positions()) == 6, 20), stop(proc)
+        assert probe.wait(lambda: len(probe.positions()) == 6, 20), stop_process(proc)
         target = [0.0, 0.0, 0.0, 0.0, 0.0, 0.3]
         cmd = JointState(name=list(JOINT_NAMES), position=target)
         deadline = time.monotonic() + 8
@@ -313,7 +276,7 @@ def test_hardware_mode_and_watchdog(tmp_path, ros_context):
         goals_within_limits(emu)
     finally:
         probe.close()
-        stop(proc)
+        stop_process(proc)
         emu.stop()
 
 
@@ -332,7 +295,7 @@ def test_missing_port_keeps_node_alive_and_connects_when_plugged(tmp_path, ros_c
         assert probe.wait(lambda: len(probe.positions()) == 6, 10)
     finally:
         probe.close()
-        stop(proc)
+        stop_process(proc)
         if emu:
             emu.stop()
 
@@ -342,5 +305,5 @@ def test_missing_calibration_file_is_a_clear_exit(tmp_path):
     try:
         assert proc.wait(timeout=30) == 2
     finally:
-        out = stop(proc)
+        out = stop_process(proc)
     assert "nope.json" in out and "calibrat" in out

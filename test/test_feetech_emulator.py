@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 
 import pytest
@@ -10,18 +9,14 @@ import pytest
 from so100_bringup.calibration import load_calibration
 from so100_bringup.feetech import registers as R
 from so100_bringup.feetech.emulator import Sts3215Emulator
+from vla_policy_node import testing
 
 scs = pytest.importorskip("scservo_sdk", reason="feetech-servo-sdk not installed")
 CAL_FILE = Path(__file__).resolve().parent / "data" / "so101_follower_calibration.json"
 
 
-def wait_for(predicate, timeout=3.0, step=0.01):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(step)
-    return predicate()
+def wait_for(predicate, timeout=3.0):
+    return testing.wait_for(predicate, timeout, poll=0.01)
 
 
 @pytest.fixture()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +15,10 @@ from so100_bringup import launch_plan as lp
 from so100_description import JOINT_NAMES
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy not installed (make setup installs the ROS 2 Jazzy wheels)")
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
+
+from vla_policy_node.testing import Spinner, stop_process, wait_for  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -58,15 +58,12 @@ def test_run_real_plan_standalone_against_the_emulator(tmp_path, rclpy_context):
          "namespace:=lab", f"port:={link}", f"calibration_file:={CALIBRATION}"],
         env=os.environ.copy(), stdout=log, stderr=subprocess.STDOUT)
     node = rclpy.create_node("launch_run_probe", context=rclpy_context)
-    executor = SingleThreadedExecutor(context=rclpy_context)
-    executor.add_node(node)
     states: list[JointState] = []
     node.create_subscription(JointState, "/lab/joint_states", states.append, 10)
     pub = node.create_publisher(JointTrajectory, "/lab/arm_controller/joint_trajectory", 10)
+    spinner = Spinner([node], rclpy_context)
     try:
-        end = time.monotonic() + WAIT_S
-        while not states and time.monotonic() < end and proc.poll() is None:
-            executor.spin_once(timeout_sec=0.1)
+        wait_for(lambda: states or proc.poll() is not None, WAIT_S, poll=0.1)
         assert states, f"no /lab/joint_states; launch log:\n{(tmp_path / 'launch.log').read_text()[-3000:]}"
         assert list(states[-1].name) == list(JOINT_NAMES)
         start = np.array(states[-1].position)
@@ -75,22 +72,15 @@ def test_run_real_plan_standalone_against_the_emulator(tmp_path, rclpy_context):
         msg = JointTrajectory(joint_names=list(JOINT_NAMES[:5]))
         msg.points = [JointTrajectoryPoint(positions=[float(x) for x in goal[:5]])]
         msg.points[0].time_from_start.sec = 1
-        end = time.monotonic() + WAIT_S
-        reached = False
-        while time.monotonic() < end and not reached:
-            pub.publish(msg)
-            for _ in range(5):
-                executor.spin_once(timeout_sec=0.1)
-            reached = abs(states[-1].position[0] - goal[0]) < 0.03
-        assert reached, f"pan at {states[-1].position[0]:.3f}, goal {goal[0]:.3f}"
+
+        def reached() -> bool:
+            pub.publish(msg)  # again every poll, until discovery has matched the driver
+            return abs(states[-1].position[0] - goal[0]) < 0.03
+
+        assert wait_for(reached, WAIT_S, poll=0.5), f"pan at {states[-1].position[0]:.3f}, goal {goal[0]:.3f}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        executor.shutdown()
+        stop_process(proc, timeout=20)
+        spinner.stop()
         node.destroy_node()
         emulator.stop()
         log.close()

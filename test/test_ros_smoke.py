@@ -5,15 +5,15 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 
 import pytest
 
 from so100_description import JOINT_NAMES
 
 rclpy = pytest.importorskip("rclpy", reason="rclpy not installed (make setup installs the ROS 2 Jazzy wheels)")
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from sensor_msgs.msg import JointState  # noqa: E402
+
+from vla_policy_node.testing import spin_until, stop_process  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -67,25 +67,7 @@ def peer(tmp_path_factory):
             pytest.fail(f"peer process did not start: {line!r} {log.read_text()}")
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def spin_until(node, context, predicate) -> bool:
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    deadline = time.monotonic() + WAIT_S
-    try:
-        while not predicate() and time.monotonic() < deadline:
-            executor.spin_once(timeout_sec=0.1)
-    finally:
-        executor.remove_node(node)
-        executor.shutdown()
-    return predicate()
+        stop_process(proc)
 
 
 def test_joint_state_from_another_process_arrives(peer, rclpy_context):
@@ -93,7 +75,7 @@ def test_joint_state_from_another_process_arrives(peer, rclpy_context):
     received: list[JointState] = []
     node.create_subscription(JointState, "/smoke/joint_states", received.append, 10)
     try:
-        assert spin_until(node, rclpy_context, lambda: len(received) >= 3), \
+        assert spin_until(node, lambda: len(received) >= 3, WAIT_S, step=0.1), \
             f"no JointState from the peer process within {WAIT_S} s (peer alive: {peer.poll() is None})"
         assert "smoke_peer" in node.get_node_names()
     finally:
@@ -120,7 +102,7 @@ def test_joint_state_round_trip_through_another_process(peer, rclpy_context):
         return bool(echoed)
 
     try:
-        assert spin_until(node, rclpy_context, republished), f"no echo within {WAIT_S} s"
+        assert spin_until(node, republished, WAIT_S, step=0.1), f"no echo within {WAIT_S} s"
     finally:
         node.destroy_node()
     assert list(echoed[0].name) == ["gripper"]

@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Callable
 
@@ -14,7 +11,6 @@ import pytest
 pytest.importorskip("mujoco", reason="mujoco not installed (make setup installs the sim extra)")
 rclpy = pytest.importorskip("rclpy", reason="rclpy not installed (make setup installs the ROS 2 Jazzy wheels)")
 
-from rclpy.executors import SingleThreadedExecutor  # noqa: E402
 from rclpy.node import Node  # noqa: E402
 from rclpy.parameter import Parameter  # noqa: E402
 from rosgraph_msgs.msg import Clock  # noqa: E402
@@ -25,29 +21,15 @@ from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E
 
 from so100_bringup.ros_common import HW_STATE_QOS, IMAGE_QOS, LATCHED_QOS, STATE_QOS  # noqa: E402
 from so100_description.joints import ARM_JOINTS, JOINT_NAMES  # noqa: E402
+from vla_policy_node.testing import initialized_context, spin_until, start_node_process, stop_process  # noqa: E402
 
 pytestmark = pytest.mark.ros
 ARM_TARGET = [0.5, -0.3, 0.4, 0.2, -0.6]
 
 
-def start_sim(params: dict, tag: str, extra: list[str] | None = None) -> subprocess.Popen:
-    args = [sys.executable, "-m", "so100_bringup.sim.node", "--ros-args", *(extra or [])]
-    for key, value in params.items():
-        args += ["-p", f"{key}:={value}"]
-    log_path = Path(os.environ["ROS_LOG_DIR"]).parent / f"sim_{tag}.log"
-    proc = subprocess.Popen(args, env=os.environ.copy(), stdout=open(log_path, "w"), stderr=subprocess.STDOUT)
-    proc.log_path = log_path
-    return proc
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+def start_sim(params: dict, tag: str):
+    return start_node_process("so100_bringup.sim.node", params,
+                              log_path=Path(os.environ["ROS_LOG_DIR"]).parent / f"sim_{tag}.log")
 
 
 def stamp_s(stamp) -> float:
@@ -78,16 +60,10 @@ class Client(Node):
         self.arm_pub = self.create_publisher(JointTrajectory, "/arm_controller/joint_trajectory", 10)
         self.gripper_pub = self.create_publisher(JointTrajectory, "/gripper_controller/joint_trajectory", 10)
         self.hw_pub = self.create_publisher(JointState, "/hw/joint_commands", 1)
-        self.executor_ = SingleThreadedExecutor(context=context)
-        self.executor_.add_node(self)
 
     def spin_until(self, cond: Callable[[], bool], timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            self.executor_.spin_once(timeout_sec=0.05)
-            if cond():
-                return
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        if not spin_until(self, cond, timeout):
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
     def sim_now(self) -> float:
         return stamp_s(self.joint_states[-1].header.stamp)
@@ -110,10 +86,8 @@ class Client(Node):
 
 @pytest.fixture(scope="module")
 def ros_context():
-    context = rclpy.Context()
-    rclpy.init(context=context)
-    yield context
-    rclpy.shutdown(context=context)
+    with initialized_context() as context:
+        yield context
 
 
 @pytest.fixture(scope="module")
@@ -121,7 +95,7 @@ def standalone_sim():
     proc = start_sim({"camera_rate_hz": 20.0, "image_width": 160, "image_height": 120,
                       "real_time_factor": 1.0, "seed": 4}, "standalone")
     yield proc
-    stop(proc)
+    stop_process(proc)
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import math
 from dataclasses import dataclass
 from typing import Protocol, Sequence
 
@@ -110,7 +111,9 @@ def approach_of(pose: np.ndarray, approach_axis: np.ndarray) -> np.ndarray:
 
 
 def _angle_between(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.arctan2(np.linalg.norm(np.cross(a, b)), float(np.dot(a, b))))
+    (ax, ay, az), (bx, by, bz) = a.tolist(), b.tolist()  # floats: np.cross costs ~20 us
+    cx, cy, cz = ay * bz - az * by, az * bx - ax * bz, ax * by - ay * bx
+    return math.atan2(math.sqrt(cx * cx + cy * cy + cz * cz), ax * bx + ay * by + az * bz)
 
 
 def _rotation_angle(r: np.ndarray) -> float:
@@ -152,6 +155,61 @@ def _damped_pinv(j: np.ndarray, damping: float) -> np.ndarray:
     return j.T @ np.linalg.inv(j @ j.T + (damping ** 2) * np.eye(j.shape[0]))
 
 
+Vec3 = tuple[float, float, float]
+
+
+@dataclass(frozen=True)
+class PlanarArm:
+    """The arm as a pan joint carrying a planar chain, measured on the model at q = 0 in the
+    base frame: shoulder_lift, elbow_flex and wrist_flex turn about axes parallel to `normal`
+    (the arm plane's normal at pan 0), wrist_roll about an axis inside that plane. 2-D vectors
+    are plane coordinates along (`forward`, `pan_axis`). Built by `PinocchioIK` from the URDF, so
+    the SO-100's and the SO-101's different link lengths and offsets come from their models.
+    Plain floats: the closed form runs on every cold solve and numpy's per-call overhead on
+    3-vectors would dominate it."""
+
+    pan_origin: Vec3  # a point on the pan axis
+    pan_axis: Vec3  # unit; positive pan turns the arm about it
+    normal: Vec3  # unit, the shoulder_lift axis at pan 0
+    forward: Vec3  # unit, pan_axis x normal: "out along the arm" in the plane
+    signs: tuple[float, float, float]  # +-1: lift, elbow and wrist_flex axes relative to `normal`
+    shoulder: tuple[float, float]  # shoulder_lift joint relative to pan_origin
+    upper_arm: tuple[float, float]  # shoulder_lift -> elbow_flex
+    forearm: tuple[float, float]  # elbow_flex -> wrist_flex
+    wrist: Vec3  # wrist_flex joint position
+    tcp_terms: tuple[Vec3, Vec3, Vec3]  # tcp(roll) = t0 + cos(roll) t1 + sin(roll) t2, others 0
+    approach_angle: float  # plane angle of the approach direction at q = 0
+    roll_axis_tip: np.ndarray  # (3,) the wrist_roll axis in the tip frame
+
+    def tcp_at_roll(self, roll: float) -> Vec3:
+        c, s = math.cos(roll), math.sin(roll)
+        t0, t1, t2 = self.tcp_terms
+        return (t0[0] + c * t1[0] + s * t2[0], t0[1] + c * t1[1] + s * t2[1],
+                t0[2] + c * t1[2] + s * t2[2])
+
+
+def _dot3(a: Sequence[float], b: Sequence[float]) -> float:
+    return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+
+
+def _two_link(gx: float, gy: float, first: tuple[float, float], second: tuple[float, float],
+              bend: float) -> tuple[float, float, bool]:
+    """Planar angles (a1, a2) with rot(a1) (first + rot(a2) second) = (gx, gy); `bend` +-1 picks
+    the branch (elbow up/down). Out of reach: stretched (or folded) towards the goal, False."""
+    l1, l2 = math.hypot(*first), math.hypot(*second)
+    c = (gx * gx + gy * gy - l1 * l1 - l2 * l2) / (2.0 * l1 * l2)
+    feasible = -1.0 <= c <= 1.0
+    between = bend * math.acos(min(1.0, max(-1.0, c)))  # angle from first to second
+    a2 = between - (math.atan2(second[1], second[0]) - math.atan2(first[1], first[0]))
+    ca, sa = math.cos(a2), math.sin(a2)
+    kx, ky = first[0] + ca * second[0] - sa * second[1], first[1] + sa * second[0] + ca * second[1]
+    return math.atan2(gy, gx) - math.atan2(ky, kx), a2, feasible
+
+
+def _wrap_f(angle: float) -> float:
+    return (angle + math.pi) % (2.0 * math.pi) - math.pi
+
+
 @dataclass
 class SolverSettings:
     position_tolerance: float = 1e-3  # m: success threshold reported in IKResult.reached
@@ -172,6 +230,11 @@ class SolverSettings:
     seed: int = 0  # RNG seed for restarts (deterministic results)
     converge_position: float = 1e-5  # m: stop iterating below these
     converge_angle: float = 1e-4  # rad
+    # Where an unbounded solve starts: "geometric" = the closed-form solution of the arm's
+    # pan + planar-triangle geometry (derived from the model), refined by the LM below;
+    # "seed" = the given seed, then the structured/random restarts (the original scheme, kept
+    # as the benchmark baseline and as the fallback when the model is not a pan + planar arm).
+    initial_guess: str = "geometric"
 
 
 class PinocchioIK:
@@ -205,6 +268,8 @@ class PinocchioIK:
         locked = [full.getJointId(n) for n in full.names[1:] if n not in wanted]
         self.model = pin.buildReducedModel(full, locked, pin.neutral(full)) if locked else full
         self.data = self.model.createData()
+        self._eye = np.eye(len(self.joint_names))
+        self._pitch_sweep = tuple(np.linspace(-np.pi, np.pi, 16, endpoint=False).tolist())
         for name in (tip_frame, base_frame):
             if not self.model.existFrame(prefix + name):
                 raise ValueError(f"URDF has no frame {prefix + name!r}")
@@ -225,6 +290,12 @@ class PinocchioIK:
                                    np.allclose(base0.homogeneous, np.eye(4)))
         self._pan_offset, self._pan_sign = self._pan_azimuth_map()
         self._reach_center, self._max_reach = self._reach()
+        if self.settings.initial_guess not in ("geometric", "seed"):
+            raise ValueError(f"initial_guess must be 'geometric' or 'seed', "
+                             f"got {self.settings.initial_guess!r}")
+        self.planar_arm = self._derive_planar_arm()
+        if self.planar_arm is None and self.settings.initial_guess == "geometric":
+            LOG.info("IK: the model is not a pan joint + planar chain + roll; geometric seeds off")
 
     # -- kinematics -------------------------------------------------------------------------
     def _to_pin(self, q: np.ndarray) -> np.ndarray:
@@ -299,7 +370,9 @@ class PinocchioIK:
         (chunk following) only a few random ones: the structured seeds lie outside it."""
         rng = np.random.default_rng(self.settings.seed)  # same restarts for the same call
         if boxed:
-            return [rng.uniform(lo, hi) for _ in range(self.settings.restarts_in_box)]
+            geometric = self._geometric_seeds(target, seed, lo, hi) if (
+                self.planar_arm is not None and self.settings.initial_guess == "geometric") else []
+            return geometric + [rng.uniform(lo, hi) for _ in range(self.settings.restarts_in_box)]
         azimuths = [float(np.arctan2(target.position[1], target.position[0]))]
         direction = target.approach if target.approach is not None else (
             target.rotation @ self.approach_axis if target.rotation is not None else None)
@@ -327,8 +400,152 @@ class PinocchioIK:
         seeds += [rng.uniform(lo, hi) for _ in range(self.settings.restarts)]
         return seeds
 
-    def _jacobians(self, q: np.ndarray):
-        """(pose of tip in base, 6x5 Jacobian in base-aligned axes at the tip)."""
+    # -- geometric (closed-form) starts -----------------------------------------------------
+    def _derive_planar_arm(self, tol: float = 1e-3) -> PlanarArm | None:
+        """Measure the pan + planar chain + roll structure on the model at q = 0, or None when
+        the joints do not have it (then only the seed and the restarts are used)."""
+        if len(self.joint_names) != 5:
+            return None
+        pin = self._pin
+        pin.computeJointJacobians(self.model, self.data, self._to_pin(np.zeros(5)))
+        pin.updateFramePlacements(self.model, self.data)
+        jac = pin.getFrameJacobian(self.model, self.data, self.tip_id, pin.WORLD)
+        base = self.data.oMf[self.base_id]
+        rb, tb = base.rotation.T, base.translation.copy()
+        jids = [self.model.getJointId(self._prefix + j) for j in self.joint_names]
+        # a revolute joint's axis is its angular Jacobian column (WORLD: any reference point)
+        axes = [rb @ np.array(jac[3:, self.model.joints[j].idx_v]) for j in jids]
+        origins = [rb @ (self.data.oMi[j].translation - tb) for j in jids]
+        if any(abs(float(np.linalg.norm(a)) - 1.0) > tol for a in axes):
+            return None  # not all revolute
+        u = axes[0] / np.linalg.norm(axes[0])
+        n = axes[1] - float(axes[1] @ u) * u
+        if float(np.linalg.norm(n)) < 1.0 - tol:
+            return None  # lift axis not perpendicular to the pan axis
+        n /= np.linalg.norm(n)
+        if any(np.linalg.norm(np.cross(axes[i], n)) > tol for i in (2, 3)) or abs(axes[4] @ n) > tol:
+            return None  # elbow/wrist_flex not parallel to the lift, or roll out of the plane
+        h = np.cross(u, n)
+        tip = self.data.oMf[self.tip_id]
+        r_tip, p_tip = rb @ tip.rotation, rb @ (tip.translation - tb)
+        approach = r_tip @ self.approach_axis
+        if abs(float(approach @ n)) > tol:
+            return None
+
+        def plane(v: np.ndarray) -> tuple[float, float]:
+            return float(h @ v), float(u @ v)
+
+        def vec(v: np.ndarray) -> Vec3:
+            return float(v[0]), float(v[1]), float(v[2])
+
+        upper, fore = plane(origins[2] - origins[1]), plane(origins[3] - origins[2])
+        if min(math.hypot(*upper), math.hypot(*fore)) < 1e-4:
+            return None
+        z5 = axes[4] / np.linalg.norm(axes[4])
+        off = p_tip - origins[4]
+        along = float(off @ z5) * z5
+        perp = off - along  # the tcp's offset from the roll axis turns with wrist_roll
+        return PlanarArm(pan_origin=vec(origins[0]), pan_axis=vec(u), normal=vec(n), forward=vec(h),
+                         signs=(1.0, float(np.sign(axes[2] @ n)), float(np.sign(axes[3] @ n))),
+                         shoulder=plane(origins[1] - origins[0]), upper_arm=upper, forearm=fore,
+                         wrist=vec(origins[3]),
+                         tcp_terms=(vec(origins[4] + along), vec(perp), vec(np.cross(z5, perp))),
+                         approach_angle=math.atan2(float(u @ approach), float(h @ approach)),
+                         roll_axis_tip=r_tip.T @ z5)
+
+    def _arm_solutions(self, position: Vec3, direction: Vec3 | None, roll: float,
+                       seed_pitch: float, sweep: Sequence[float] = ()) -> list[tuple[list[float], bool]]:
+        """Closed-form ([pan, lift, elbow, wrist_flex, roll], exact) with wrist_roll at `roll`:
+        pan turning the arm plane onto the target (reaching forwards, and backwards over the
+        top), the plane pitch of the approach `direction` (position only: the seed's pitch, the
+        pitch pointing the tool along the shoulder -> target line, or the `sweep` pitches when
+        given), both elbow branches."""
+        g = self.planar_arm
+        tcp = g.tcp_at_roll(roll)
+        lateral = _dot3(g.normal, tcp) - _dot3(g.normal, g.pan_origin)  # tcp's offset from the plane
+        tw = (tcp[0] - g.wrist[0], tcp[1] - g.wrist[1], tcp[2] - g.wrist[2])
+        tool = (_dot3(g.forward, tw), _dot3(g.pan_axis, tw))  # wrist_flex -> tcp at q = 0
+        rel = (position[0] - g.pan_origin[0], position[1] - g.pan_origin[1],
+               position[2] - g.pan_origin[2])
+        height, fx, nx = _dot3(g.pan_axis, rel), _dot3(g.forward, rel), _dot3(g.normal, rel)
+        # azimuth about the pan axis in the basis (forward, pan_axis x forward = -normal)
+        azimuth = math.atan2(-nx, fx)
+        radial = math.sqrt(max(fx * fx + nx * nx - lateral * lateral, 0.0))
+        sh, s1, s2, s3 = g.shoulder, *g.signs
+        out: list[tuple[list[float], bool]] = []
+        for x in (radial, -radial):
+            pan = _wrap_f(azimuth - math.atan2(-lateral, x))
+            if direction is not None:
+                d_fwd = math.cos(pan) * _dot3(g.forward, direction) - \
+                    math.sin(pan) * _dot3(g.normal, direction)  # along the turned plane's forward
+                pitches = [math.atan2(_dot3(g.pan_axis, direction), d_fwd) - g.approach_angle]
+            elif sweep:
+                pitches = list(sweep)
+            else:
+                pitches = [seed_pitch, math.atan2(height - sh[1], x - sh[0]) - math.atan2(tool[1], tool[0])]
+            for pitch in pitches:
+                cb, sb = math.cos(pitch), math.sin(pitch)
+                gx = x - (cb * tool[0] - sb * tool[1]) - sh[0]  # where wrist_flex must be
+                gy = height - (sb * tool[0] + cb * tool[1]) - sh[1]
+                for bend in (1.0, -1.0):
+                    a1, a2, feasible = _two_link(gx, gy, g.upper_arm, g.forearm, bend)
+                    out.append(([pan, _wrap_f(a1 * s1), _wrap_f(a2 * s2),
+                                 _wrap_f((pitch - a1 - a2) * s3), roll], feasible))
+        return out
+
+    def _roll_for(self, q: list[float], rotation: np.ndarray) -> float:
+        """wrist_roll turning the tool at q (roll 0) closest to `rotation`: the twist of
+        R(q)^T R_target about the roll axis (swing-twist decomposition)."""
+        pose = self.fk(np.array(q[:4] + [0.0]))
+        m = pose[:3, :3].T @ rotation
+        k = self.planar_arm.roll_axis_tip
+        vee = 0.5 * np.array([m[2, 1] - m[1, 2], m[0, 2] - m[2, 0], m[1, 0] - m[0, 1]])
+        return math.atan2(float(k @ vee), 0.5 * (float(np.trace(m)) - float(k @ m @ k)))
+
+    def _geometric_seeds(self, target: IKTarget, seed: np.ndarray, lo: np.ndarray,
+                         hi: np.ndarray) -> list[np.ndarray]:
+        """Closed-form starts inside [lo, hi]: exact ones within the limits first, nearest to the
+        seed first (the branch closest to the current state), then clipped ones, least clipped
+        first."""
+        g = self.planar_arm
+        direction = target.approach if target.approach is not None else (
+            target.rotation @ self.approach_axis if target.rotation is not None else None)
+        position = tuple(target.position.tolist())
+        dir3 = tuple(direction.tolist()) if direction is not None else None
+        seed_l = seed.tolist()
+        seed_pitch = g.signs[0] * seed_l[1] + g.signs[1] * seed_l[2] + g.signs[2] * seed_l[3]
+        sols = self._arm_solutions(position, dir3, seed_l[4], seed_pitch)
+        if target.rotation is not None:
+            off_axis = any(abs(v) > 1e-7 for v in g.tcp_terms[1])
+            for i, (q, _) in enumerate(sols):
+                roll = _wrap_f(self._roll_for(q, target.rotation))
+                if off_axis:  # the tcp moves with roll: this branch again at the new roll
+                    sols[i] = self._arm_solutions(position, dir3, roll, seed_pitch)[i]
+                sols[i][0][4] = roll
+        lo_l, hi_l = lo.tolist(), hi.tolist()
+
+        def inside(q: list[float], feasible: bool) -> bool:
+            return feasible and all(a - 1e-9 <= v <= b + 1e-9 for v, a, b in zip(q, lo_l, hi_l))
+
+        if direction is None and not any(inside(q, f) for q, f in sols):
+            # position only, and neither pitch fits the limits: try pitches all round
+            sols += self._arm_solutions(position, None, seed_l[4], seed_pitch, self._pitch_sweep)
+        ranked = []
+        for q, feasible in sols:
+            # how far outside the limits: a start clipped by a little is nearly exact still
+            excess = max(max(a - v, v - b, 0.0) for v, a, b in zip(q, lo_l, hi_l)) + \
+                (0.0 if feasible else 1.0)
+            q = [min(max(v, a), b) for v, a, b in zip(q, lo_l, hi_l)]
+            ranked.append((excess > 1e-9, excess, sum((v - w) ** 2 for v, w in zip(q, seed_l)), q))
+        ranked.sort(key=lambda t: (t[0], t[1], t[2]) if t[0] else (t[0], 0.0, t[2]))
+        seeds: list[list[float]] = []
+        for _, _, _, q in ranked:
+            if all(max(abs(v - w) for v, w in zip(q, other)) > 1e-6 for other in seeds):
+                seeds.append(q)
+        return [np.array(q) for q in seeds]
+
+    def _jacobians(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(tip rotation, tip position, 6x5 Jacobian in base-frame axes at the tip), copies."""
         pin = self._pin
         # one call: forward kinematics, the tip's placement and its Jacobian
         jac = pin.computeFrameJacobian(self.model, self.data, self._to_pin(q), self.tip_id,
@@ -336,42 +553,44 @@ class PinocchioIK:
         if not self._natural_order:
             jac = jac[:, self._idx]
         if self._base_is_world:  # base_link is the URDF root: no change of frame
-            return self.data.oMf[self.tip_id], jac
+            tip = self.data.oMf[self.tip_id]  # a reference into Data: copy what we keep
+            return tip.rotation.copy(), tip.translation.copy(), jac
         pin.updateFramePlacement(self.model, self.data, self.base_id)
         base = self.data.oMf[self.base_id]
         rb = base.rotation.T
-        return base.actInv(self.data.oMf[self.tip_id]), np.vstack([rb @ jac[:3], rb @ jac[3:]])
+        pose = base.actInv(self.data.oMf[self.tip_id])
+        return pose.rotation.copy(), pose.translation.copy(), np.vstack([rb @ jac[:3], rb @ jac[3:]])
 
     # -- solving ----------------------------------------------------------------------------
-    def _errors(self, pose, target: IKTarget) -> tuple[float, float, float]:
-        pos_err = float(np.linalg.norm(target.position - pose.translation))
+    def _errors(self, rot: np.ndarray, pos: np.ndarray, target: IKTarget) -> tuple[float, float, float]:
+        e = target.position - pos
+        pos_err = math.sqrt(float(e @ e))
         app_err = rot_err = 0.0
         if target.approach is not None:
-            app_err = _angle_between(pose.rotation @ self.approach_axis, target.approach)
+            app_err = _angle_between(rot @ self.approach_axis, target.approach)
         if target.rotation is not None:
-            rot_err = _rotation_angle(pose.rotation.T @ target.rotation)
-            app_err = _angle_between(pose.rotation @ self.approach_axis,
-                                     target.rotation @ self.approach_axis)
+            rot_err = _rotation_angle(rot.T @ target.rotation)
+            app_err = _angle_between(rot @ self.approach_axis, target.rotation @ self.approach_axis)
         return pos_err, app_err, rot_err
 
     def _residual(self, q: np.ndarray, target: IKTarget, w: float):
-        """Weighted residual r(q) (position in m; orientation in rad times `w`) and its
-        Jacobian, both in base-frame axes."""
-        pose, jac = self._jacobians(q)
-        rot, pos = pose.rotation, pose.translation  # pinocchio returns copies: read once
+        """Weighted residual r(q) (position in m; orientation in rad times `w`), its Jacobian
+        (both in base-frame axes), and the tip's rotation and position at q."""
+        rot, pos, jac = self._jacobians(q)
         if target.approach is not None:
             a = rot @ self.approach_axis
             r = np.concatenate([pos - target.position, w * (a - target.approach)])
-            return r, np.vstack([jac[:3], -w * _skew(a) @ jac[3:]])  # da/dq = -[a]x J_omega
+            return r, np.vstack([jac[:3], -w * _skew(a) @ jac[3:]]), rot, pos  # da/dq = -[a]x J_omega
         if target.rotation is not None:
             e = rot @ _rotation_log(target.rotation.T @ rot)
             # first order: the log's derivative is J_omega
-            return np.concatenate([pos - target.position, w * e]), np.vstack([jac[:3], w * jac[3:]])
-        return pos - target.position, jac[:3]
+            return np.concatenate([pos - target.position, w * e]), np.vstack([jac[:3], w * jac[3:]]), rot, pos
+        return pos - target.position, jac[:3], rot, pos
 
     def _iterate(self, target: IKTarget, q0: np.ndarray, lo: np.ndarray, hi: np.ndarray,
                  two_pass: bool = True):
-        """Two weightings of projected Levenberg-Marquardt, then a position polish.
+        """Two weightings of projected Levenberg-Marquardt, then a position polish; returns
+        (q, iterations, tip rotation, tip position).
 
         The approach direction of a 5-DOF arm is badly conditioned (its azimuth follows the
         pan joint; only wrist_roll's few-mm tool offset changes it independently), so a first
@@ -383,59 +602,63 @@ class PinocchioIK:
         q = np.clip(q0, lo, hi)
         it = 0
         if two_pass and (target.approach is not None or target.rotation is not None):
-            q, it = self._lm(target, q, lo, hi, s.orientation_weight * s.first_pass_weight_ratio,
-                             s.first_pass_iterations)
-        q, it2 = self._lm(target, q, lo, hi, s.orientation_weight, s.max_iterations)
+            q, it, _, _, _ = self._lm(target, q, lo, hi, s.orientation_weight * s.first_pass_weight_ratio,
+                                      s.first_pass_iterations)
+        q, it2, rot, pos, jac = self._lm(target, q, lo, hi, s.orientation_weight, s.max_iterations)
         it += it2
         if target.approach is not None or target.rotation is not None:
-            pose, jac6 = self._jacobians(q)
-            e = target.position - pose.translation
+            e = target.position - pos
+            tol2 = s.converge_position ** 2
             for _ in range(s.polish_iterations):
-                if np.linalg.norm(e) < s.converge_position:
+                e2 = float(e @ e)
+                if e2 < tol2:
                     break
                 # damped (near the stretched-out singularity plain steps are huge) and only
                 # while the position error falls: no drifting along an unreachable direction
-                q_new = np.clip(q + _damped_pinv(jac6[:3], s.polish_damping) @ e, lo, hi)
-                pose_new, jac_new = self._jacobians(q_new)
-                e_new = target.position - pose_new.translation
-                if np.linalg.norm(e_new) >= np.linalg.norm(e) - 1e-7:
+                q_new = np.clip(q + _damped_pinv(jac[:3], s.polish_damping) @ e, lo, hi)
+                rot_new, pos_new, jac_new = self._jacobians(q_new)
+                e_new = target.position - pos_new
+                if math.sqrt(float(e_new @ e_new)) >= math.sqrt(e2) - 1e-7:
                     break
-                q, e, jac6 = q_new, e_new, jac_new
+                q, e, jac, rot, pos = q_new, e_new, jac_new, rot_new, pos_new
                 it += 1
-        return q, it
+        return q, it, rot, pos
 
     def _lm(self, target: IKTarget, q: np.ndarray, lo: np.ndarray, hi: np.ndarray, w: float,
-            iterations: int) -> tuple[np.ndarray, int]:
+            iterations: int):
+        """Projected LM; returns (q, iterations, tip rotation, tip position, residual Jacobian)
+        at the final q (its first three rows, the position Jacobian, serve the polish)."""
         s = self.settings
-        r, jac = self._residual(q, target, w)
+        r, jac, rot, pos = self._residual(q, target, w)
         cost = float(r @ r)
         lam = s.damping
         it = 0
-        eye = np.eye(len(q))
+        eye = self._eye
+        pos_tol2, ang_tol2 = s.converge_position ** 2, (s.converge_angle * w) ** 2
         for it in range(1, iterations + 1):
-            if np.linalg.norm(r[:3]) < s.converge_position and \
-                    (len(r) == 3 or np.linalg.norm(r[3:]) < s.converge_angle * w):
+            rp = r[:3]
+            if float(rp @ rp) < pos_tol2 and (len(r) == 3 or cost - float(rp @ rp) < ang_tol2):
                 break
             dq = _lm_step(jac, r, lam, eye)
             # Active set: joints resting on a bound and pushed outwards are frozen and the step
             # re-solved without them (plain clipping would stall the descent at the limits).
             blocked = ((q <= lo + 1e-12) & (dq < 0)) | ((q >= hi - 1e-12) & (dq > 0))
-            if np.any(blocked):
+            if blocked.any():
                 free = ~blocked
                 dq = np.zeros_like(q)
-                if np.any(free):
+                if free.any():
                     dq[free] = _lm_step(jac[:, free], r, lam, eye[np.ix_(free, free)])
-            step = float(np.max(np.abs(dq)))
+            step = float(np.abs(dq).max())
             if step > s.max_iteration_step:
                 dq *= s.max_iteration_step / step
             q_new = np.clip(q + dq, lo, hi)
-            if float(np.max(np.abs(q_new - q))) < 1e-10:
+            if float(np.abs(q_new - q).max()) < 1e-10:
                 break  # every useful direction is blocked by a limit or the step box
-            r_new, jac_new = self._residual(q_new, target, w)
+            r_new, jac_new, rot_new, pos_new = self._residual(q_new, target, w)
             cost_new = float(r_new @ r_new)
             if cost_new < cost:
                 converged = cost - cost_new < 1e-9 * cost + 1e-16
-                q, r, jac, cost = q_new, r_new, jac_new, cost_new
+                q, r, jac, cost, rot, pos = q_new, r_new, jac_new, cost_new, rot_new, pos_new
                 lam = max(lam / 3.0, 1e-9)
                 if converged:  # a (best-reachable) minimum: no further progress to make
                     break
@@ -443,12 +666,17 @@ class PinocchioIK:
                 lam *= 4.0
                 if lam > 1e4:  # no descent direction left inside the box: a local optimum
                     break
-        return q, it
+        return q, it, rot, pos, jac
 
     def _result(self, target: IKTarget, q: np.ndarray, it: int, lo: np.ndarray, hi: np.ndarray,
-                box_active: bool) -> IKResult:
-        base, tip = self._placements(q)
-        pos_err, app_err, rot_err = self._errors(base.actInv(tip), target)
+                box_active: bool, rot: np.ndarray | None = None,
+                pos: np.ndarray | None = None) -> IKResult:
+        """The result at q; `rot`, `pos`: the tip pose at q when the caller has it already."""
+        if rot is None or pos is None:
+            base, tip = self._placements(q)
+            pose = base.actInv(tip)
+            rot, pos = pose.rotation.copy(), pose.translation.copy()
+        pos_err, app_err, rot_err = self._errors(rot, pos, target)
         s = self.settings
         reached = pos_err <= s.position_tolerance and (
             (target.approach is None and target.rotation is None) or app_err <= s.approach_tolerance)
@@ -479,16 +707,30 @@ class PinocchioIK:
                              f"({', '.join(self.joint_names)}), got {seed!r}")
         seed = np.clip(seed, self.lower, self.upper)
         lo, hi, boxed = self._step_box(seed, max_step)
-        # From the seed: one full-weight pass (the seed is usually close: the previous point of a
-        # chunk or the current state); restarts use the two-pass scheme.
-        q, it = self._iterate(target, seed, lo, hi, two_pass=False)
-        best = self._result(target, q, it, lo, hi, boxed)
+        best = None
+        if not boxed and self.planar_arm is not None and self.settings.initial_guess == "geometric":
+            # No step box: start from the closed-form solutions (the branch nearest the seed
+            # first); each needs only a few refining iterations.
+            for start in self._geometric_seeds(target, seed, lo, hi):
+                q, it, rot, pos = self._iterate(target, start, lo, hi, two_pass=False)
+                cand = self._result(target, q, it, lo, hi, boxed, rot, pos)
+                if best is None or _better(cand, best, seed):
+                    best = cand
+                if best.reached:
+                    break
+        if best is None or not best.reached:
+            # From the seed: one full-weight pass (the seed is usually close: the previous point
+            # of a chunk or the current state); restarts use the two-pass scheme.
+            q, it, rot, pos = self._iterate(target, seed, lo, hi, two_pass=False)
+            cand = self._result(target, q, it, lo, hi, boxed, rot, pos)
+            if best is None or _better(cand, best, seed):
+                best = cand
         # Restarts: not when the step box binds (the target lies beyond it: other starts inside
         # the box cannot get closer) nor for positions beyond the arm's reach.
         if not best.reached and not best.step_limited and self._worth_restarting(target, best, boxed):
             for start in self._candidate_seeds(target, seed, lo, hi, boxed):
-                q, it = self._iterate(target, start, lo, hi)
-                cand = self._result(target, q, it, lo, hi, boxed)
+                q, it, rot, pos = self._iterate(target, start, lo, hi)
+                cand = self._result(target, q, it, lo, hi, boxed, rot, pos)
                 if _better(cand, best, seed):
                     best = cand
                 if best.reached:

@@ -5,13 +5,14 @@ this module's other helpers).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -31,19 +32,35 @@ def ros_arg_list(params: Mapping[str, Any]) -> list[str]:
     return args
 
 
-def start_policy_node(params: Mapping[str, Any], env: Mapping[str, str] | None = None,
-                      log_path: str | None = None) -> subprocess.Popen:
-    """`python -m vla_policy_node.node` in its own process with `params`, sharing this env."""
+def start_node_process(module: str, params: Mapping[str, Any] | None = None, ros_args: Sequence[str] = (),
+                       env: Mapping[str, str] | None = None, log_path: str | os.PathLike | None = None,
+                       capture_output: bool = False) -> subprocess.Popen:
+    """`python -m <module> --ros-args <ros_args> -p name:=value...` in its own process, with this
+    process's environment plus `env`. Output: into the file `log_path`; else, with
+    `capture_output`, into one text pipe (stop_process returns it); else stdout is dropped and
+    stderr is a pipe (read it with communicate())."""
     full_env = os.environ.copy()
     full_env.update(env or {})
     full_env.setdefault("PYTHONUNBUFFERED", "1")
-    out = open(log_path, "w") if log_path else subprocess.DEVNULL
-    return subprocess.Popen([sys.executable, "-m", "vla_policy_node.node", *ros_arg_list(params)],
-                            env=full_env, stdout=out, stderr=subprocess.STDOUT if log_path else subprocess.PIPE,
-                            text=True)
+    overrides = ros_arg_list(params or {})[1:]  # the -p pairs, after the given ros_args
+    argv = [sys.executable, "-m", module, "--ros-args", *ros_args, *overrides]
+    if log_path:
+        with open(log_path, "w") as out:  # the child keeps its own handle
+            return subprocess.Popen(argv, env=full_env, stdout=out, stderr=subprocess.STDOUT, text=True)
+    if capture_output:
+        return subprocess.Popen(argv, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(argv, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
+def start_policy_node(params: Mapping[str, Any], env: Mapping[str, str] | None = None,
+                      log_path: str | None = None) -> subprocess.Popen:
+    """`python -m vla_policy_node.node` in its own process with `params`, sharing this env."""
+    return start_node_process("vla_policy_node.node", params, env=env, log_path=log_path)
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> str:
+    """Terminate `proc` (kill it if it does not exit within `timeout` s); what is left of its
+    captured stdout ("" when it was not a pipe or was read already)."""
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -51,6 +68,9 @@ def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout)
+    if proc.stdout is None or proc.stdout.closed:
+        return ""
+    return proc.stdout.read()
 
 
 @dataclass
@@ -202,12 +222,50 @@ class Spinner:
         self.executor.shutdown()
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float, poll: float = 0.02) -> bool:
+@contextlib.contextmanager
+def initialized_context() -> Iterator[Any]:
+    """A fresh rclpy Context, initialised for the `with` block and shut down after it."""
+    import rclpy
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    try:
+        yield context
+    finally:
+        rclpy.try_shutdown(context=context)
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float, poll: float = 0.02,
+             ignore: tuple[type[BaseException], ...] = ()) -> bool:
+    """Poll `predicate` until it holds or `timeout` s pass; the exceptions in `ignore` count as
+    "not yet" (e.g. a message that has not arrived)."""
+    def holds() -> bool:
+        try:
+            return bool(predicate())
+        except ignore:
+            return False
+
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        if predicate():
+        if holds():
             return True
         time.sleep(poll)
+    return holds()
+
+
+def spin_until(node, predicate: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:
+    """Spin `node` in this thread (callbacks run here) until `predicate` holds or `timeout` s pass."""
+    from rclpy.executors import SingleThreadedExecutor
+
+    executor = SingleThreadedExecutor(context=node.context)
+    executor.add_node(node)
+    try:
+        end = time.monotonic() + timeout
+        while not predicate() and time.monotonic() < end:
+            executor.spin_once(timeout_sec=step)
+    finally:
+        executor.remove_node(node)
+        executor.shutdown()
     return predicate()
 
 

@@ -13,7 +13,7 @@ import os
 import termios
 import time
 from dataclasses import dataclass, field
-from typing import Iterable, Mapping, Sequence
+from typing import Callable, Iterable, Mapping, Sequence, TypeVar
 
 import serial
 import scservo_sdk as scs
@@ -22,6 +22,7 @@ from so100_bringup.feetech.registers import (DEFAULT_BAUDRATE, REGISTERS, STS321
                                              encode_register, error_text, from_bytes, to_bytes)
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 # What pyserial / the SDK raise when the device disappears mid-transfer (a closed handler has
 # ser=None, hence the TypeError/AttributeError).
@@ -208,65 +209,62 @@ class FeetechBus:
             pass
 
     # -- single-servo access ---------------------------------------------------------------
-    def ping(self, servo_id: int) -> int | None:
-        """Model number of `servo_id`, or None when it does not answer."""
+    def _request(self, servo_id: int, transfer: Callable[[scs.PortHandler], tuple[T, int, int]],
+                 valid: Callable[[T], bool] = lambda _payload: True) -> T | None:
+        """One request/reply `transfer` (-> payload, result, error byte), tried up to 1 + retries
+        times; the payload of the first valid reply, or None when every try failed."""
         port = self._require()
         for attempt in range(1 + self.retries):
             try:
-                model, result, error = self._packet.ping(port, servo_id)
-            except IndexError:  # the SDK indexes a too-short reply (a late packet of an earlier try)
-                port.is_using = False
-                model, result, error = 0, scs.COMM_RX_CORRUPT, 0
+                payload, result, error = transfer(port)
             except PORT_ERRORS as exc:
                 raise self._lost(exc) from None
             self.stats.transfers += 1
             self._count(result)
-            if result == scs.COMM_SUCCESS:
+            if result == scs.COMM_SUCCESS and valid(payload):
                 self._servo_error(servo_id, error)
-                return int(model)
+                return payload
             self.stats.retries += attempt < self.retries
             self._drain(port)
         return None
 
-    def read_raw(self, servo_id: int, address: int, size: int) -> bytes:
-        port = self._require()
-        for attempt in range(1 + self.retries):
-            try:
-                data, result, error = self._packet.readTxRx(port, servo_id, address, size)
-            except PORT_ERRORS as exc:
-                raise self._lost(exc) from None
-            self.stats.transfers += 1
-            self._count(result)
-            if result == scs.COMM_SUCCESS and len(data) == size:
-                self._servo_error(servo_id, error)
-                return bytes(data)
-            self.stats.retries += attempt < self.retries
-            self._drain(port)
+    def _missed(self, servo_id: int) -> None:
         self.stats.missing[servo_id] = self.stats.missing.get(servo_id, 0) + 1
-        raise CommError(f"servo id {servo_id} on {self.port}: no valid reply reading {size} byte(s) at "
-                        f"address {address} after {1 + self.retries} tries ({self.stats.last_error})")
+
+    def ping(self, servo_id: int) -> int | None:
+        """Model number of `servo_id`, or None when it does not answer."""
+        def transfer(port: scs.PortHandler) -> tuple[int, int, int]:
+            try:
+                return self._packet.ping(port, servo_id)
+            except IndexError:  # the SDK indexes a too-short reply (a late packet of an earlier try)
+                port.is_using = False
+                return 0, scs.COMM_RX_CORRUPT, 0
+
+        model = self._request(servo_id, transfer)
+        return None if model is None else int(model)
+
+    def read_raw(self, servo_id: int, address: int, size: int) -> bytes:
+        data = self._request(servo_id, lambda port: self._packet.readTxRx(port, servo_id, address, size),
+                             valid=lambda payload: len(payload) == size)
+        if data is None:
+            self._missed(servo_id)
+            raise CommError(f"servo id {servo_id} on {self.port}: no valid reply reading {size} byte(s) at "
+                            f"address {address} after {1 + self.retries} tries ({self.stats.last_error})")
+        return bytes(data)
 
     def read(self, servo_id: int, name: str) -> int:
         reg = REGISTERS[name]
         return decode_register(reg, from_bytes(self.read_raw(servo_id, reg.address, reg.size)))
 
     def write_raw(self, servo_id: int, address: int, data: Sequence[int]) -> None:
-        port = self._require()
-        for attempt in range(1 + self.retries):
-            try:
-                result, error = self._packet.writeTxRx(port, servo_id, address, len(data), list(data))
-            except PORT_ERRORS as exc:
-                raise self._lost(exc) from None
-            self.stats.transfers += 1
-            self._count(result)
-            if result == scs.COMM_SUCCESS:
-                self._servo_error(servo_id, error)
-                return
-            self.stats.retries += attempt < self.retries
-            self._drain(port)
-        self.stats.missing[servo_id] = self.stats.missing.get(servo_id, 0) + 1
-        raise CommError(f"servo id {servo_id} on {self.port}: write of address {address} not acknowledged "
-                        f"after {1 + self.retries} tries ({self.stats.last_error})")
+        def transfer(port: scs.PortHandler) -> tuple[bool, int, int]:
+            result, error = self._packet.writeTxRx(port, servo_id, address, len(data), list(data))
+            return True, result, error  # a write's reply carries no payload
+
+        if self._request(servo_id, transfer) is None:
+            self._missed(servo_id)
+            raise CommError(f"servo id {servo_id} on {self.port}: write of address {address} not acknowledged "
+                            f"after {1 + self.retries} tries ({self.stats.last_error})")
 
     def write(self, servo_id: int, name: str, value: int) -> None:
         reg = REGISTERS[name]
@@ -338,7 +336,7 @@ class FeetechBus:
         self.stats.transfers += 1
         for sid in ids:
             if sid not in got:
-                self.stats.missing[sid] = self.stats.missing.get(sid, 0) + 1
+                self._missed(sid)
         if len(got) < len(ids):
             self._drain(port)
         return got

@@ -93,7 +93,7 @@ def evaluate_direct(s: EvalSettings, progress=print) -> EvalResult:
         for ep in range(s.episodes):
             sim.reset()  # the sim node's ~/reset: the next layout of the seeded sequence
             backend.reset()
-            start, success = sim.time, False
+            start, success, top = sim.time, False, 0.0
             while sim.time - start < s.episode_s and not success:
                 state = converter.state_vector(dict(zip(sim.joint_names, sim.joint_positions())))
                 images = {IMAGE_PREFIX + c: fit_image(renderer.render(sim.data, c), spec.image_hw(IMAGE_PREFIX + c))
@@ -106,10 +106,13 @@ def evaluate_direct(s: EvalSettings, progress=print) -> EvalResult:
                     for _ in range(steps_per_action):
                         sim.step()
                         success = success or sim.task_success()
+                    top = max(top, float(sim.cube_position()[2]))
                     if success or sim.time - start >= s.episode_s:
                         break
             result.successes.append(success)
-            progress(f"[direct] episode {ep + 1}/{s.episodes}: {'success' if success else 'fail'}")
+            lifted = top > cfg.cube_size_m / 2 + 0.03
+            progress(f"[direct] episode {ep + 1}/{s.episodes}: {'success' if success else 'fail'}"
+                     f"{'' if success else (' (cube lifted)' if lifted else ' (cube not lifted)')}")
     finally:
         if renderer is not None:
             renderer.close()

@@ -3,9 +3,15 @@
 The checkpoint's config.json picks the policy class (get_policy_class), its weights load with
 `from_pretrained`, and its saved policy_preprocessor / policy_postprocessor pipelines carry the
 normalisation statistics, tokenizer steps etc. Nothing here knows ACT from SmolVLA or pi0.
+
+Vision-language policies also name models by hub id or folder: SmolVLA's `vlm_model_name` (whose
+config and processor it reads at construction) and tokenizer steps' `tokenizer_name`. Those are
+checked before loading, so an offline robot gets "download X once" rather than a stack trace.
 """
 from __future__ import annotations
 
+import json
+import os
 import threading
 from pathlib import Path
 
@@ -30,6 +36,82 @@ def _resolve_device(device: str) -> str:
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise CheckpointError(f"device {device!r} requested but CUDA is not available on this machine")
     return device
+
+
+# Key prefix of SmolVLA's VLM inside its policy state dict (model.vlm_with_expert.vlm.*).
+_SMOLVLA_VLM_PREFIX = "model.vlm_with_expert.vlm."
+
+
+def _external_models(path: Path, config) -> list[tuple[str, str, str]]:
+    """(what, name, a file it must have) for every model the checkpoint names outside itself."""
+    refs = []
+    vlm = getattr(config, "vlm_model_name", None)
+    if isinstance(vlm, str) and vlm:
+        refs.append(("vlm_model_name in config.json", vlm, "config.json"))
+    try:
+        steps = json.loads((path / "policy_preprocessor.json").read_text()).get("steps", [])
+    except (OSError, ValueError, AttributeError):
+        steps = []  # reported when the processors are loaded
+    for step in steps if isinstance(steps, list) else []:
+        name = (step.get("config") or {}).get("tokenizer_name") if isinstance(step, dict) else None
+        if isinstance(name, str) and name and name not in [r[1] for r in refs]:
+            refs.append((f"tokenizer_name of {step.get('registry_name', 'a step')} in policy_preprocessor.json",
+                         name, "tokenizer_config.json"))
+    return refs
+
+
+def check_external_models(path: Path, config) -> None:
+    """A folder that is missing, or a hub id that is not cached while HF_HUB_OFFLINE is set
+    -> CheckpointError naming it and the fix."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    for what, name, needed in _external_models(path, config):
+        local = Path(name).expanduser()
+        if local.is_dir():
+            continue
+        if local.is_absolute() or name.startswith(("~", ".")) or name.count("/") > 1:
+            raise CheckpointError(f"policy checkpoint {path}: {what} is {name!r}, a folder that does "
+                                  "not exist (was the model moved? point it at its new place)")
+        offline = constants.HF_HUB_OFFLINE or os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes")
+        if offline and not isinstance(try_to_load_from_cache(name, needed), str):
+            raise CheckpointError(
+                f"policy checkpoint {path}: {what} is the hub model {name!r}, which is not in the "
+                f"Hugging Face cache and HF_HUB_OFFLINE is set: download it once while online "
+                f"(hf download {name}) or set {what.split(' ')[0]} to a local copy of it")
+
+
+def _skip_duplicate_vlm_weights(path: Path, config) -> bool:
+    """SmolVLA checkpoints saved with load_vlm_weights=True would load the full VLM from the hub
+    at construction, only for model.safetensors to overwrite it. When the checkpoint carries the
+    VLM weights, build the VLM from its config instead (then only its config and processor are
+    needed). Returns True when it switched (the caller verifies the weights covered the VLM)."""
+    if not getattr(config, "load_vlm_weights", False):
+        return False
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path / "model.safetensors"), framework="pt") as f:
+            has_vlm = any(k.startswith(_SMOLVLA_VLM_PREFIX) for k in f.keys())
+    except Exception:
+        return False  # unreadable: from_pretrained reports it
+    if has_vlm:
+        config.load_vlm_weights = False
+    return has_vlm
+
+
+def _check_vlm_weights_loaded(path: Path, policy) -> None:
+    """Every VLM tensor was in model.safetensors (lerobot loads non-strictly), tied copies aside."""
+    from safetensors import safe_open
+
+    with safe_open(str(path / "model.safetensors"), framework="pt") as f:
+        saved = set(f.keys())
+    state = policy.state_dict()
+    loaded_ptrs = {t.data_ptr() for k, t in state.items() if k in saved}
+    missing = [k for k, t in state.items()
+               if k.startswith(_SMOLVLA_VLM_PREFIX) and k not in saved and t.data_ptr() not in loaded_ptrs]
+    if missing:
+        raise CheckpointError(f"policy checkpoint {path}: model.safetensors lacks {len(missing)} VLM "
+                              f"weight(s) (e.g. {missing[0]})")
 
 
 class LocalLeRobotBackend(PolicyBackend):
@@ -63,10 +145,17 @@ class LocalLeRobotBackend(PolicyBackend):
         weights = [p for p in self.path.glob("*.safetensors") if p.name.startswith("model")]
         if not weights:
             raise CheckpointError(f"{where} has no model.safetensors (weights missing)")
+        check_external_models(self.path, config)
+        vlm_from_checkpoint = _skip_duplicate_vlm_weights(self.path, config)
         try:
             self.policy = policy_cls.from_pretrained(str(self.path), config=config)
+        except ImportError as exc:  # e.g. SmolVLA without transformers
+            raise CheckpointError(f"{where}: policy type {config.type!r} needs a package that is not "
+                                  f"installed: {exc} (pip install so100_vla[vla])") from None
         except Exception as exc:
             raise CheckpointError(f"{where}: weights cannot be loaded ({type(exc).__name__}: {exc})") from None
+        if vlm_from_checkpoint:
+            _check_vlm_weights_loaded(self.path, self.policy)
         self.policy.to(device=self.device, dtype=self.dtype)
         self.policy.eval()
         for name in ("policy_preprocessor.json", "policy_postprocessor.json"):
