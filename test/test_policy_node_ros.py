@@ -225,11 +225,11 @@ def test_nan_policy_output_holds_and_reports_error(ros, nan_policy):
 ])
 def test_startup_errors_are_clear(known_policy, params, match):
     full = {"policy_path": str(known_policy), **params}
-    proc = start_policy_node(full)
+    proc = start_policy_node(full, capture_output=True)
     try:
-        _out, err = proc.communicate(timeout=120)
+        proc.wait(timeout=120)
     finally:
-        stop_process(proc)
+        err = stop_process(proc)
     assert proc.returncode == 1
     import re
     assert re.search(match, err), err
@@ -255,11 +255,12 @@ def test_follow_joint_trajectory_option_needs_control_msgs(known_policy):
         pass
     else:
         pytest.skip("control_msgs is installed: the option is available (needs a controller to test)")
-    proc = start_policy_node({"policy_path": str(known_policy), "use_follow_joint_trajectory": True})
+    proc = start_policy_node({"policy_path": str(known_policy), "use_follow_joint_trajectory": True},
+                             capture_output=True)
     try:
-        _out, err = proc.communicate(timeout=120)
+        proc.wait(timeout=120)
     finally:
-        stop_process(proc)
+        err = stop_process(proc)
     assert proc.returncode == 1 and "needs control_msgs" in err, err
 
 

@@ -23,7 +23,7 @@ import importlib.util
 import logging
 import math
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Iterator, NamedTuple, Protocol, Sequence
 
 import numpy as np
 
@@ -188,6 +188,14 @@ class PlanarArm:
                 t0[2] + c * t1[2] + s * t2[2])
 
 
+class _ClosedForm(NamedTuple):
+    q: list[float]  # [pan, lift, elbow, wrist_flex, roll], wrapped to (-pi, pi]
+    feasible: bool  # the lift/elbow triangle closes (the wrist point is within reach)
+    branch: int  # 2 * (reaching backwards) + (elbow bent the other way)
+    pitch: float  # plane angle of the tool relative to q = 0
+    off_plane: float  # sine of the target approach's angle out of this pan's arm plane
+
+
 def _dot3(a: Sequence[float], b: Sequence[float]) -> float:
     return a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
 
@@ -269,6 +277,7 @@ class PinocchioIK:
         self.model = pin.buildReducedModel(full, locked, pin.neutral(full)) if locked else full
         self.data = self.model.createData()
         self._eye = np.eye(len(self.joint_names))
+        self._max_geometric_starts = 8  # all branches of an approach target; position only: best 8
         self._pitch_sweep = tuple(np.linspace(-np.pi, np.pi, 16, endpoint=False).tolist())
         for name in (tip_frame, base_frame):
             if not self.model.existFrame(prefix + name):
@@ -370,7 +379,7 @@ class PinocchioIK:
         (chunk following) only a few random ones: the structured seeds lie outside it."""
         rng = np.random.default_rng(self.settings.seed)  # same restarts for the same call
         if boxed:
-            geometric = self._geometric_seeds(target, seed, lo, hi) if (
+            geometric = list(self._geometric_seeds(target, seed, lo, hi)) if (
                 self.planar_arm is not None and self.settings.initial_guess == "geometric") else []
             return geometric + [rng.uniform(lo, hi) for _ in range(self.settings.restarts_in_box)]
         azimuths = [float(np.arctan2(target.position[1], target.position[0]))]
@@ -454,12 +463,11 @@ class PinocchioIK:
                          roll_axis_tip=r_tip.T @ z5)
 
     def _arm_solutions(self, position: Vec3, direction: Vec3 | None, roll: float,
-                       seed_pitch: float, sweep: Sequence[float] = ()) -> list[tuple[list[float], bool]]:
-        """Closed-form ([pan, lift, elbow, wrist_flex, roll], exact) with wrist_roll at `roll`:
-        pan turning the arm plane onto the target (reaching forwards, and backwards over the
-        top), the plane pitch of the approach `direction` (position only: the seed's pitch, the
-        pitch pointing the tool along the shoulder -> target line, or the `sweep` pitches when
-        given), both elbow branches."""
+                       seed_pitch: float, pitches: Sequence[float] = ()) -> list[_ClosedForm]:
+        """Closed-form solutions with wrist_roll at `roll`: pan turning the arm plane onto the
+        target (reaching forwards, and backwards over the top), the plane pitch of the approach
+        `direction` (position only: `pitches`, by default the seed's pitch and the pitch
+        pointing the tool along the shoulder -> target line), both elbow branches."""
         g = self.planar_arm
         tcp = g.tcp_at_roll(roll)
         lateral = _dot3(g.normal, tcp) - _dot3(g.normal, g.pan_origin)  # tcp's offset from the plane
@@ -471,42 +479,47 @@ class PinocchioIK:
         # azimuth about the pan axis in the basis (forward, pan_axis x forward = -normal)
         azimuth = math.atan2(-nx, fx)
         radial = math.sqrt(max(fx * fx + nx * nx - lateral * lateral, 0.0))
-        sh, s1, s2, s3 = g.shoulder, *g.signs
-        out: list[tuple[list[float], bool]] = []
-        for x in (radial, -radial):
+        sh, (s1, s2, s3) = g.shoulder, g.signs
+        out: list[_ClosedForm] = []
+        for reach, x in enumerate((radial, -radial)):
             pan = _wrap_f(azimuth - math.atan2(-lateral, x))
+            off_plane = 0.0
             if direction is not None:
-                d_fwd = math.cos(pan) * _dot3(g.forward, direction) - \
-                    math.sin(pan) * _dot3(g.normal, direction)  # along the turned plane's forward
-                pitches = [math.atan2(_dot3(g.pan_axis, direction), d_fwd) - g.approach_angle]
-            elif sweep:
-                pitches = list(sweep)
+                cp, sp = math.cos(pan), math.sin(pan)
+                d_h, d_n = _dot3(g.forward, direction), _dot3(g.normal, direction)
+                # the direction in the turned plane (forward, pan_axis) and out of it (normal)
+                plane_pitch = math.atan2(_dot3(g.pan_axis, direction), cp * d_h - sp * d_n)
+                pitch_list: Sequence[float] = (plane_pitch - g.approach_angle,)
+                off_plane = abs(cp * d_n + sp * d_h)
+            elif pitches:
+                pitch_list = pitches
             else:
-                pitches = [seed_pitch, math.atan2(height - sh[1], x - sh[0]) - math.atan2(tool[1], tool[0])]
-            for pitch in pitches:
+                pitch_list = (seed_pitch, math.atan2(height - sh[1], x - sh[0]) - math.atan2(tool[1], tool[0]))
+            for pitch in pitch_list:
                 cb, sb = math.cos(pitch), math.sin(pitch)
                 gx = x - (cb * tool[0] - sb * tool[1]) - sh[0]  # where wrist_flex must be
                 gy = height - (sb * tool[0] + cb * tool[1]) - sh[1]
-                for bend in (1.0, -1.0):
+                for elbow, bend in enumerate((1.0, -1.0)):
                     a1, a2, feasible = _two_link(gx, gy, g.upper_arm, g.forearm, bend)
-                    out.append(([pan, _wrap_f(a1 * s1), _wrap_f(a2 * s2),
-                                 _wrap_f((pitch - a1 - a2) * s3), roll], feasible))
+                    q = [pan, _wrap_f(a1 * s1), _wrap_f(a2 * s2), _wrap_f((pitch - a1 - a2) * s3), roll]
+                    out.append(_ClosedForm(q, feasible, 2 * reach + elbow, pitch, off_plane))
         return out
 
     def _roll_for(self, q: list[float], rotation: np.ndarray) -> float:
         """wrist_roll turning the tool at q (roll 0) closest to `rotation`: the twist of
         R(q)^T R_target about the roll axis (swing-twist decomposition)."""
-        pose = self.fk(np.array(q[:4] + [0.0]))
-        m = pose[:3, :3].T @ rotation
-        k = self.planar_arm.roll_axis_tip
-        vee = 0.5 * np.array([m[2, 1] - m[1, 2], m[0, 2] - m[2, 0], m[1, 0] - m[0, 1]])
-        return math.atan2(float(k @ vee), 0.5 * (float(np.trace(m)) - float(k @ m @ k)))
+        m = (self.fk(np.array(q[:4] + [0.0]))[:3, :3].T @ rotation).tolist()
+        kx, ky, kz = self.planar_arm.roll_axis_tip.tolist()
+        sin_part = 0.5 * (kx * (m[2][1] - m[1][2]) + ky * (m[0][2] - m[2][0]) + kz * (m[1][0] - m[0][1]))
+        k_m_k = sum(k1 * m[a][b] * k2 for a, k1 in enumerate((kx, ky, kz))
+                    for b, k2 in enumerate((kx, ky, kz)))
+        return math.atan2(sin_part, 0.5 * (m[0][0] + m[1][1] + m[2][2] - k_m_k))
 
     def _geometric_seeds(self, target: IKTarget, seed: np.ndarray, lo: np.ndarray,
-                         hi: np.ndarray) -> list[np.ndarray]:
-        """Closed-form starts inside [lo, hi]: exact ones within the limits first, nearest to the
-        seed first (the branch closest to the current state), then clipped ones, least clipped
-        first."""
+                         hi: np.ndarray) -> Iterator[np.ndarray]:
+        """Closed-form starts inside [lo, hi]: exact ones within the limits first (the most
+        accurate, then the branch nearest the seed: the one closest to the current state), then
+        clipped ones, least clipped first."""
         g = self.planar_arm
         direction = target.approach if target.approach is not None else (
             target.rotation @ self.approach_axis if target.rotation is not None else None)
@@ -517,32 +530,91 @@ class PinocchioIK:
         sols = self._arm_solutions(position, dir3, seed_l[4], seed_pitch)
         if target.rotation is not None:
             off_axis = any(abs(v) > 1e-7 for v in g.tcp_terms[1])
-            for i, (q, _) in enumerate(sols):
-                roll = _wrap_f(self._roll_for(q, target.rotation))
+            rolls: dict[int, float] = {}  # both elbow branches share pan and pitch: one roll
+            for i, c in enumerate(sols):
+                if c.branch // 2 not in rolls:
+                    rolls[c.branch // 2] = _wrap_f(self._roll_for(c.q, target.rotation))
+                roll = rolls[c.branch // 2]
                 if off_axis:  # the tcp moves with roll: this branch again at the new roll
-                    sols[i] = self._arm_solutions(position, dir3, roll, seed_pitch)[i]
-                sols[i][0][4] = roll
+                    c = self._arm_solutions(position, dir3, roll, seed_pitch)[i]
+                c.q[4] = roll
+                sols[i] = c
         lo_l, hi_l = lo.tolist(), hi.tolist()
 
-        def inside(q: list[float], feasible: bool) -> bool:
-            return feasible and all(a - 1e-9 <= v <= b + 1e-9 for v, a, b in zip(q, lo_l, hi_l))
+        def excess(c: _ClosedForm) -> float:
+            """How far outside the limits (rad; +1 when the triangle does not close)."""
+            worst = 0.0 if c.feasible else 1.0
+            for v, a, b in zip(c.q, lo_l, hi_l):
+                if v < a:
+                    worst = max(worst, a - v + (0.0 if c.feasible else 1.0))
+                elif v > b:
+                    worst = max(worst, v - b + (0.0 if c.feasible else 1.0))
+            return worst
 
-        if direction is None and not any(inside(q, f) for q, f in sols):
-            # position only, and neither pitch fits the limits: try pitches all round
-            sols += self._arm_solutions(position, None, seed_l[4], seed_pitch, self._pitch_sweep)
-        ranked = []
-        for q, feasible in sols:
-            # how far outside the limits: a start clipped by a little is nearly exact still
-            excess = max(max(a - v, v - b, 0.0) for v, a, b in zip(q, lo_l, hi_l)) + \
-                (0.0 if feasible else 1.0)
+        scored = [(excess(c), c) for c in sols]
+        if direction is None and min(e for e, _ in scored) > 1e-9:
+            # position only, and neither pitch fits the limits: try pitches all round, then
+            # narrow down the pitch of the two least clipped branches (the window can be small)
+            sweep = [(excess(c), c) for c in
+                     self._arm_solutions(position, None, seed_l[4], seed_pitch, self._pitch_sweep)]
+            sweep.sort(key=lambda t: t[0])
+            scored += sweep[:self._max_geometric_starts]
+            if sweep[0][0] > 1e-9:
+                for e, c in sweep[:2]:
+                    refined = self._refine_pitch(position, seed_l[4], c, excess)
+                    scored.append((excess(refined), refined))
+
+        def distance(q: list[float]) -> float:
+            return sum((v - w) ** 2 for v, w in zip(q, seed_l))
+
+        exact = [c for e, c in scored if e <= 1e-9]
+        if exact:  # the most accurate (out-of-plane approach above noise), then the nearest
+            exact.sort(key=lambda c: (c.off_plane if c.off_plane > 1e-4 else 0.0, distance(c.q)))
+            clipped = sorted((t for t in scored if t[0] > 1e-9), key=lambda t: t[0])
+            ordered = [c.q for c in exact] + [c.q for _, c in clipped]
+        else:
+            ordered = [c.q for _, c in sorted(scored, key=lambda t: t[0])]
+        seen: list[list[float]] = []
+        for q in ordered:  # lazily: the first start usually suffices
             q = [min(max(v, a), b) for v, a, b in zip(q, lo_l, hi_l)]
-            ranked.append((excess > 1e-9, excess, sum((v - w) ** 2 for v, w in zip(q, seed_l)), q))
-        ranked.sort(key=lambda t: (t[0], t[1], t[2]) if t[0] else (t[0], 0.0, t[2]))
-        seeds: list[list[float]] = []
-        for _, _, _, q in ranked:
-            if all(max(abs(v - w) for v, w in zip(q, other)) > 1e-6 for other in seeds):
-                seeds.append(q)
-        return [np.array(q) for q in seeds]
+            if all(max(abs(v - w) for v, w in zip(q, other)) > 1e-6 for other in seen):
+                seen.append(q)
+                yield np.array(q)
+                if len(seen) == self._max_geometric_starts:
+                    return
+
+    def _refine_pitch(self, position: Vec3, roll: float, start: _ClosedForm, excess) -> _ClosedForm:
+        """Golden-section search of the plane pitch (one sweep step either side) minimising how
+        far `start`'s branch lies outside the joint limits."""
+        step = 2.0 * math.pi / len(self._pitch_sweep)
+        a, b = start.pitch - step, start.pitch + step
+        best, best_e = start, excess(start)
+        ratio = (math.sqrt(5.0) - 1.0) / 2.0
+        at = {}
+
+        def evaluate(p: float) -> float:
+            nonlocal best, best_e
+            c = self._arm_solutions(position, None, roll, 0.0, (p,))[start.branch]
+            e = excess(c)
+            if e < best_e:
+                best, best_e = c, e
+            at[p] = e
+            return e
+
+        x1, x2 = b - ratio * (b - a), a + ratio * (b - a)
+        f1, f2 = evaluate(x1), evaluate(x2)
+        for _ in range(6):
+            if best_e <= 1e-9:
+                break
+            if f1 < f2:
+                b, x2, f2 = x2, x1, f1
+                x1 = b - ratio * (b - a)
+                f1 = evaluate(x1)
+            else:
+                a, x1, f1 = x1, x2, f2
+                x2 = a + ratio * (b - a)
+                f2 = evaluate(x2)
+        return best
 
     def _jacobians(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(tip rotation, tip position, 6x5 Jacobian in base-frame axes at the tip), copies."""

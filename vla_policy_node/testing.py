@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import tempfile
 import sys
 import threading
 import time
@@ -36,9 +37,9 @@ def start_node_process(module: str, params: Mapping[str, Any] | None = None, ros
                        env: Mapping[str, str] | None = None, log_path: str | os.PathLike | None = None,
                        capture_output: bool = False) -> subprocess.Popen:
     """`python -m <module> --ros-args <ros_args> -p name:=value...` in its own process, with this
-    process's environment plus `env`. Output: into the file `log_path`; else, with
-    `capture_output`, into one text pipe (stop_process returns it); else stdout is dropped and
-    stderr is a pipe (read it with communicate())."""
+    process's environment plus `env`. Output (stdout and stderr) goes into the file `log_path`,
+    else into an anonymous temporary file that stop_process returns when `capture_output` is
+    set. Never a pipe: a chatty node must not block on a full pipe nobody reads."""
     full_env = os.environ.copy()
     full_env.update(env or {})
     full_env.setdefault("PYTHONUNBUFFERED", "1")
@@ -47,20 +48,24 @@ def start_node_process(module: str, params: Mapping[str, Any] | None = None, ros
     if log_path:
         with open(log_path, "w") as out:  # the child keeps its own handle
             return subprocess.Popen(argv, env=full_env, stdout=out, stderr=subprocess.STDOUT, text=True)
-    if capture_output:
-        return subprocess.Popen(argv, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    return subprocess.Popen(argv, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if not capture_output:
+        return subprocess.Popen(argv, env=full_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    output = tempfile.TemporaryFile(mode="w+")
+    proc = subprocess.Popen(argv, env=full_env, stdout=output, stderr=subprocess.STDOUT, text=True)
+    proc.captured_output = output  # type: ignore[attr-defined]  # read by stop_process
+    return proc
 
 
 def start_policy_node(params: Mapping[str, Any], env: Mapping[str, str] | None = None,
-                      log_path: str | None = None) -> subprocess.Popen:
+                      log_path: str | None = None, capture_output: bool = False) -> subprocess.Popen:
     """`python -m vla_policy_node.node` in its own process with `params`, sharing this env."""
-    return start_node_process("vla_policy_node.node", params, env=env, log_path=log_path)
+    return start_node_process("vla_policy_node.node", params, env=env, log_path=log_path,
+                              capture_output=capture_output)
 
 
 def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> str:
-    """Terminate `proc` (kill it if it does not exit within `timeout` s); what is left of its
-    captured stdout ("" when it was not a pipe or was read already)."""
+    """Terminate `proc` (kill it if it does not exit within `timeout` s); its captured output
+    (start_node_process(capture_output=True)) or what is left in its stdout pipe, else ""."""
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -68,6 +73,12 @@ def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> str:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout)
+    captured = getattr(proc, "captured_output", None)
+    if captured is not None and not captured.closed:
+        captured.seek(0)
+        text = captured.read()
+        captured.close()
+        return text
     if proc.stdout is None or proc.stdout.closed:
         return ""
     return proc.stdout.read()
