@@ -1,111 +1,144 @@
-"""IK benchmark: success ratio and solve time of the pinocchio IK on the project's SO-101 URDF.
+"""IK benchmark: success and solve time of the pinocchio IK on the project's URDF, with the
+closed-form (geometric) start against the original seeded scheme as the baseline, both run in
+this process on the same targets.
 
-Prints, for 200 random reachable targets (FK of random joint configurations within limits):
-  cold   position + approach targets from the zero configuration (worst case: no hint)
-  warm   full-pose targets along joint-space motions, seeded from the previous solution with a
-         per-step bound (what the policy node does for every end-effector chunk)
-  far    a 50-target chunk 0.8 m outside the workspace (best reachable poses, step-bounded)
-  base   the baseline measured in the same run: one plain damped-least-squares pass (the
-         textbook CLIK loop, no restarts, no approach handling) on the same cold targets
-Times are medians (ms) and ratios against one forward-kinematics call and against the baseline.
+Cases (random reachable targets: FK of random joint configurations within the limits):
+  cold approach   position + approach targets from the zero configuration (no hint)
+  cold pose       full-pose targets (the roll comes from the rotation) from zero
+  cold position   position-only targets from zero
+  warm            full-pose targets along joint-space motions, seeded from the previous solution
+                  with a per-step bound (what the policy node does for every end-effector chunk;
+                  both schemes start from the seed there)
+  far             a 50-target chunk 0.8 m outside the workspace (best reachable, step-bounded)
+Success: within 1 mm (and 1 deg of approach where one is asked). Times per solve in ms, as
+thread CPU time (what the solver costs; the machine is shared, so wall time includes waiting
+for a core) and wall time; "ratio" = geometric / baseline in this run.
 
-    .venv/bin/python bench/bench_ik.py [--n 200]
+    .venv/bin/python bench/bench_ik.py [--n 200] [--variant so101]
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import time
+from typing import Callable
 
 import numpy as np
 
 from so100_description import robot_description
-from vla_policy_node.ik import IKTarget, PinocchioIK
+from vla_policy_node.ik import IKResult, IKTarget, PinocchioIK, SolverSettings
 
 
-def plain_dls(ik: PinocchioIK, target: IKTarget, seed: np.ndarray, iters: int = 200) -> np.ndarray:
-    """Baseline: damped least squares on position + approach with joint clipping."""
-    q = seed.copy()
-    for _ in range(iters):
-        pose, jac = ik._jacobians(q)
-        a = pose.rotation @ ik.approach_axis
-        err = np.concatenate([target.position - pose.translation, 0.1 * np.cross(a, target.approach)])
-        if np.linalg.norm(err) < 1e-6:
-            break
-        j = np.vstack([jac[:3], 0.1 * jac[3:]])
-        q = np.clip(q + j.T @ np.linalg.solve(j @ j.T + 1e-4 * np.eye(6), err), ik.lower, ik.upper)
-    return q
+def _timed(fn: Callable[[], IKResult]) -> tuple[IKResult, float, float]:
+    w0, c0 = time.perf_counter(), time.thread_time()
+    res = fn()
+    return res, time.thread_time() - c0, time.perf_counter() - w0
+
+
+def _ok(ik: PinocchioIK, res: IKResult, target: IKTarget) -> bool:
+    pose = ik.fk(res.q)
+    if np.linalg.norm(pose[:3, 3] - target.position) > 1e-3:
+        return False
+    want = target.approach if target.approach is not None else (
+        target.rotation @ ik.approach_axis if target.rotation is not None else None)
+    if want is None:
+        return True
+    return bool(np.arccos(np.clip(pose[:3, :3] @ ik.approach_axis @ want, -1, 1)) <= np.radians(1.0))
+
+
+def _stats(cpu: list[float], wall: list[float]) -> dict[str, float]:
+    c, w = np.array(cpu) * 1e3, np.array(wall) * 1e3
+    return {"median": float(np.median(c)), "p95": float(np.percentile(c, 95)), "mean": float(c.mean()),
+            "max": float(c.max()), "wall_median": float(np.median(w)), "wall_p95": float(np.percentile(w, 95))}
+
+
+def _cold(ik: PinocchioIK, targets: list[IKTarget]) -> tuple[int, dict[str, float], float]:
+    ok, cpu, wall, its = 0, [], [], []
+    for target in targets:
+        res, c, w = _timed(lambda: ik.solve(target, np.zeros(5), warn=False))
+        ok += _ok(ik, res, target)
+        cpu.append(c)
+        wall.append(w)
+        its.append(res.iterations)
+    return ok, _stats(cpu, wall), float(np.mean(its))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=200)
+    parser.add_argument("--variant", default="so101", choices=["so101", "so100"])
     args = parser.parse_args()
     logging.disable(logging.WARNING)
-    ik = PinocchioIK(robot_description("so101", "mock"))
+    urdf = robot_description(args.variant, "mock")
+    geo = PinocchioIK(urdf, variant=args.variant)
+    base = PinocchioIK(urdf, variant=args.variant, settings=SolverSettings(initial_guess="seed"))
     rng = np.random.default_rng(0)
-    configs = [rng.uniform(ik.lower, ik.upper) for _ in range(args.n)]
+    configs = [rng.uniform(geo.lower, geo.upper) for _ in range(args.n)]
 
-    t0 = time.perf_counter()
+    c0 = time.thread_time()
     for q in configs:
-        ik.fk(q)
-    fk_time = (time.perf_counter() - t0) / len(configs)
+        geo.fk(q)
+    fk_us = (time.thread_time() - c0) / len(configs) * 1e6
+    print(f"{args.variant}, {args.n} targets; FK call {fk_us:.1f} us CPU; times in ms per solve "
+          f"(CPU median / p95 / mean / max | wall median / p95)")
 
-    def ok(q: np.ndarray, target: IKTarget) -> bool:
-        pose = ik.fk(q)
-        a = pose[:3, :3] @ ik.approach_axis
-        return (np.linalg.norm(pose[:3, 3] - target.position) <= 1e-3
-                and np.arccos(np.clip(a @ target.approach, -1, 1)) <= np.radians(1.0))
+    poses = [geo.fk(q) for q in configs]
+    cases = {
+        "cold approach": [IKTarget(p[:3, 3], approach=p[:3, :3] @ geo.approach_axis) for p in poses],
+        "cold pose": [IKTarget(p[:3, 3], rotation=p[:3, :3]) for p in poses],
+        "cold position": [IKTarget(p[:3, 3]) for p in poses],
+    }
+    for name, targets in cases.items():
+        rows = {}
+        for label, ik in (("geometric", geo), ("baseline", base)):
+            rows[label] = _cold(ik, targets)
+            ok, st, its = rows[label]
+            print(f"{name:14s} {label:9s} success {ok}/{len(targets)} = {ok / len(targets):.3f}, "
+                  f"{st['median']:.3f} / {st['p95']:.3f} / {st['mean']:.3f} / {st['max']:.2f} | "
+                  f"{st['wall_median']:.3f} / {st['wall_p95']:.3f}, mean iterations {its:.1f}")
+        g, b = rows["geometric"][1], rows["baseline"][1]
+        print(f"{name:14s} ratio     CPU median {g['median'] / b['median']:.3f}, "
+              f"p95 {g['p95'] / b['p95']:.3f}, mean {g['mean'] / b['mean']:.3f}; "
+              f"wall median {g['wall_median'] / b['wall_median']:.3f}, "
+              f"p95 {g['wall_p95'] / b['wall_p95']:.3f}")
 
-    cold_t, cold_ok, base_t, base_ok = [], 0, [], 0
-    for q in configs:
-        pose = ik.fk(q)
-        target = IKTarget(pose[:3, 3], approach=pose[:3, :3] @ ik.approach_axis)
-        t0 = time.perf_counter()
-        res = ik.solve(target, np.zeros(5), warn=False)
-        cold_t.append(time.perf_counter() - t0)
-        cold_ok += ok(res.q, target)
-        t0 = time.perf_counter()
-        qb = plain_dls(ik, target, np.zeros(5))
-        base_t.append(time.perf_counter() - t0)
-        base_ok += ok(qb, target)
-
-    warm_t, warm_ok, warm_n = [], 0, 0
+    # warm: chunks along joint-space motions, step-bounded (4.7 rad/s at 30 Hz)
+    chunks = []
     for q0 in configs[: max(1, args.n // 20)]:
-        q1 = np.clip(q0 + rng.uniform(-0.8, 0.8, 5), ik.lower, ik.upper)
+        q1 = np.clip(q0 + rng.uniform(-0.8, 0.8, 5), geo.lower, geo.upper)
         path = [q0 + (q1 - q0) * s for s in np.linspace(0, 1, 20)]
-        seed = q0
-        for q in path:
-            pose = ik.fk(q)
-            target = IKTarget(pose[:3, 3], rotation=pose[:3, :3])
-            t0 = time.perf_counter()
-            res = ik.solve(target, seed, max_step=0.157, warn=False)  # 4.7 rad/s at 30 Hz
-            warm_t.append(time.perf_counter() - t0)
-            warm_ok += res.reached
-            warm_n += 1
-            seed = res.q
+        chunks.append((q0, [IKTarget(geo.fk(q)[:3, 3], rotation=geo.fk(q)[:3, :3]) for q in path]))
+    warm = {}
+    for label, ik in (("geometric", geo), ("baseline", base)):
+        ok = n = 0
+        cpu, wall = [], []
+        for q0, targets in chunks:
+            seed = q0
+            for target in targets:
+                res, c, w = _timed(lambda: ik.solve(target, seed, max_step=0.157, warn=False))
+                cpu.append(c)
+                wall.append(w)
+                ok += res.reached
+                n += 1
+                seed = res.q
+        warm[label] = _stats(cpu, wall)
+        print(f"{'warm chunk':14s} {label:9s} success {ok}/{n} = {ok / n:.3f}, "
+              f"{warm[label]['median']:.3f} / {warm[label]['p95']:.3f} / {warm[label]['mean']:.3f} / "
+              f"{warm[label]['max']:.2f} | {warm[label]['wall_median']:.3f} / {warm[label]['wall_p95']:.3f}")
+    ratio = warm["geometric"]["median"] / warm["baseline"]["median"]
+    print(f"{'warm chunk':14s} ratio     CPU median {ratio:.3f}")
 
-    # a chunk of 50 targets 0.8 m beyond the workspace: best reachable poses, bounded steps
+    # far: 50 targets 0.8 m beyond the workspace, step-bounded from a pose
     far_q = np.array([0.1, -0.5, 0.6, 0.4, 0.2])
-    far_pose = ik.fk(far_q)
+    far_pose = geo.fk(far_q)
     far_targets = [IKTarget(far_pose[:3, 3] + [0.8, 0.0, 0.0], rotation=far_pose[:3, :3])] * 50
-    t0 = time.perf_counter()
-    ik.solve_path(far_targets, far_q, max_step=0.157)
-    far_t = (time.perf_counter() - t0) / len(far_targets)
-
-    med = lambda xs: float(np.median(xs)) * 1e3  # noqa: E731
-    print(f"FK call: {fk_time * 1e6:.1f} us")
-    print(f"cold  position+approach: success {cold_ok}/{len(configs)} = {cold_ok / len(configs):.3f}, "
-          f"median {med(cold_t):.2f} ms (= {np.median(cold_t) / fk_time:.0f} FK), "
-          f"mean {np.mean(cold_t) * 1e3:.2f} ms, p95 {np.percentile(cold_t, 95) * 1e3:.2f} ms")
-    print(f"warm  full pose, chunk:  success {warm_ok}/{warm_n} = {warm_ok / warm_n:.3f}, "
-          f"median {med(warm_t):.2f} ms (= {np.median(warm_t) / fk_time:.0f} FK)")
-    print(f"far   unreachable chunk: {far_t * 1e3:.2f} ms per target (= {far_t / fk_time:.0f} FK)")
-    print(f"base  plain DLS (cold):  success {base_ok}/{len(configs)} = {base_ok / len(configs):.3f}, "
-          f"median {med(base_t):.2f} ms")
-    print(f"ratios: cold success / baseline success = {cold_ok / max(base_ok, 1):.2f}; "
-          f"cold median time / baseline median time = {np.median(cold_t) / np.median(base_t):.2f}; "
-          f"warm median time / baseline median time = {np.median(warm_t) / np.median(base_t):.2f}")
+    far = {}
+    for label, ik in (("geometric", geo), ("baseline", base)):
+        c0 = time.thread_time()
+        ik.solve_path(far_targets, far_q, max_step=0.157)
+        far[label] = (time.thread_time() - c0) / len(far_targets) * 1e3
+        print(f"{'far chunk':14s} {label:9s} {far[label]:.3f} ms CPU per target")
+    print(f"{'far chunk':14s} ratio     {far['geometric'] / far['baseline']:.3f}")
 
 
 if __name__ == "__main__":

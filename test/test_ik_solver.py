@@ -10,8 +10,8 @@ pytest.importorskip("pinocchio", reason="pinocchio (PyPI `pin`, extra `kinematic
 
 from so100_description import robot_description  # noqa: E402
 from so100_description.joints import ARM_JOINTS, limit_arrays  # noqa: E402
-from vla_policy_node.ik import (IKTarget, MoveItIK, PinocchioIK, make_ik_solver,  # noqa: E402
-                                moveit_available)
+from vla_policy_node.ik import (IKTarget, MoveItIK, PinocchioIK, SolverSettings,  # noqa: E402
+                                make_ik_solver, moveit_available)
 
 N_TARGETS = 200
 
@@ -77,7 +77,9 @@ def test_round_trip_position_and_approach_cold_start(variant):
     assert solved / N_TARGETS >= 0.99, f"only {solved}/{N_TARGETS} solved"
 
 
-def test_round_trip_position_only(ik):
+@pytest.mark.parametrize("variant", ["so101", "so100"])
+def test_round_trip_position_only(variant):
+    ik = _solver(variant)
     solved = 0
     for q in _random_configs(ik, N_TARGETS, seed=12):
         target = IKTarget(ik.fk(q)[:3, 3])
@@ -179,3 +181,138 @@ def test_moveit_backend_round_trip():
     pose = solver.fk(q)
     res = solver.solve(IKTarget(pose[:3, 3], approach=pose[:3, :3] @ solver.approach_axis), q * 0.9)
     assert res.reached
+
+
+# -- geometric (closed-form) starts --------------------------------------------------------------
+
+def _seed_mode(variant: str) -> PinocchioIK:
+    key = variant + ":seed"
+    if key not in _SOLVERS:
+        _SOLVERS[key] = PinocchioIK(robot_description(variant, "mock"), variant=variant,
+                                    settings=SolverSettings(initial_guess="seed"))
+    return _SOLVERS[key]
+
+
+@pytest.mark.parametrize("variant", ["so101", "so100"])
+def test_closed_form_is_exact_for_both_models(variant):
+    """The pan + planar-triangle solution, with link lengths and offsets measured on each
+    variant's own URDF, reproduces FK poses with no iteration at all (position, approach and,
+    for full-pose targets, the wrist roll)."""
+    ik = _solver(variant)
+    assert ik.planar_arm is not None
+    for q in _random_configs(ik, 100, seed=21):
+        pose = ik.fk(q)
+        for target in (IKTarget(pose[:3, 3], approach=_approach(ik, pose)),
+                       IKTarget(pose[:3, 3], rotation=pose[:3, :3])):
+            starts = ik.geometric_starts(target, np.zeros(5))
+            assert starts and all(np.all(s >= ik.lower) and np.all(s <= ik.upper) for s in starts)
+
+            def errors(s: np.ndarray) -> tuple[float, float]:
+                achieved = ik.fk(s)
+                cos = _approach(ik, achieved) @ _approach(ik, pose)
+                return (float(np.linalg.norm(achieved[:3, 3] - pose[:3, 3])),
+                        float(np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))))
+
+            best = min(starts, key=lambda s: sum(errors(s)))
+            pos_err, app_err_deg = errors(best)
+            assert pos_err < 1e-6 and app_err_deg < 1e-4
+            if target.rotation is not None:
+                np.testing.assert_allclose(ik.fk(best)[:3, :3], pose[:3, :3], atol=1e-6)
+
+
+@pytest.mark.parametrize("variant", ["so101", "so100"])
+def test_cold_full_pose_round_trip(variant):
+    """Full-pose targets (position + rotation; the roll comes from the rotation) from zero."""
+    ik = _solver(variant)
+    solved = 0
+    for q in _random_configs(ik, N_TARGETS, seed=13):
+        pose = ik.fk(q)
+        res = ik.solve(IKTarget(pose[:3, 3], rotation=pose[:3, :3]), np.zeros(5), warn=False)
+        assert np.all(res.q >= ik.lower - 1e-9) and np.all(res.q <= ik.upper + 1e-9)
+        solved += res.reached and res.position_error <= 1e-3 and res.rotation_error <= np.radians(1.0)
+    assert solved / N_TARGETS >= 0.99, f"only {solved}/{N_TARGETS} solved"
+
+
+def test_geometric_start_needs_fewer_iterations_than_the_seeded_scheme():
+    """Same targets, same success, and far less work than starting from the seed (the
+    original scheme, still selectable as initial_guess="seed")."""
+    geo, old = _solver("so101"), _seed_mode("so101")
+    its = {"geometric": [], "seed": []}
+    reached = {"geometric": 0, "seed": 0}
+    for q in _random_configs(geo, 100, seed=14):
+        pose = geo.fk(q)
+        target = IKTarget(pose[:3, 3], approach=_approach(geo, pose))
+        for name, ik in (("geometric", geo), ("seed", old)):
+            res = ik.solve(target, np.zeros(5), warn=False)
+            its[name].append(res.iterations)
+            reached[name] += res.reached
+    assert reached["geometric"] >= reached["seed"] and reached["geometric"] >= 99
+    assert np.median(its["geometric"]) <= 2
+    assert np.mean(its["geometric"]) * 3 < np.mean(its["seed"])
+
+
+def test_unbounded_solve_keeps_the_branch_of_the_current_state(ik):
+    """A target has up to four arm shapes (elbow up/down, reaching forwards/backwards over the
+    top); a seed near any one of them gets that one back, not a reconfiguration."""
+    rng = np.random.default_rng(15)
+    checked = multi = 0
+    for q in _random_configs(ik, 40, seed=16):
+        pose = ik.fk(q)
+        target = IKTarget(pose[:3, 3], approach=_approach(ik, pose))
+        branches = [b for b in ik.geometric_starts(target)
+                    if np.linalg.norm(ik.fk(b)[:3, 3] - pose[:3, 3]) < 1e-6]
+        multi += len(branches) > 1
+        for b in branches:
+            seed = np.clip(b + rng.uniform(-0.05, 0.05, 5), ik.lower, ik.upper)
+            res = ik.solve(target, seed, warn=False)
+            assert res.reached
+            np.testing.assert_allclose(res.q[:4], b[:4], atol=1e-3)
+            checked += 1
+    assert checked >= 40 and multi >= 10  # many targets have several branches within limits
+
+
+def test_targets_behind_the_base_reach_over_the_top(ik):
+    """A target behind the arm, beyond pan's +-110 degrees, is met by reaching backwards over
+    the shoulder (pan turned the other way round), found from a cold start."""
+    q = np.array([0.3, -1.2, -1.0, -1.0, 0.0])  # lift back past vertical
+    pose = ik.fk(q)
+    rel = pose[:3, 3] - ik.planar_arm.pan_origin
+    assert abs(np.arctan2(rel[1], rel[0])) > ik.upper[0] + 0.5  # no pan angle faces it
+    res = ik.solve(IKTarget(pose[:3, 3], approach=_approach(ik, pose)), np.zeros(5), warn=False)
+    assert res.reached and res.iterations <= 3
+
+
+def test_non_planar_model_falls_back_to_the_seeded_scheme():
+    """A model whose elbow axis is not parallel to the shoulder_lift axis has no closed form:
+    the solver says so (no geometric starts) and still solves by the seeded scheme."""
+    import xml.etree.ElementTree as ET
+
+    root = ET.fromstring(robot_description("so101", "mock"))
+    joint = next(j for j in root.iter("joint") if j.get("name") == "elbow_flex")
+    axis = np.array([float(v) for v in joint.find("axis").get("xyz").split()])
+    tilt = np.cross(axis, [1.0, 0.0, 0.0] if abs(axis[0]) < 0.9 else [0.0, 1.0, 0.0])
+    tilted = axis + 0.2 * tilt / np.linalg.norm(tilt)
+    joint.find("axis").set("xyz", " ".join(f"{v:.6f}" for v in tilted / np.linalg.norm(tilted)))
+    ik = PinocchioIK(ET.tostring(root, encoding="unicode"))
+    assert ik.planar_arm is None
+    target_q = np.array([0.3, -0.4, 0.6, 0.5, 0.1])
+    pose = ik.fk(target_q)
+    target = IKTarget(pose[:3, 3], approach=_approach(ik, pose))
+    assert ik.geometric_starts(target) == []
+    res = ik.solve(target, np.zeros(5), warn=False)
+    assert res.reached
+
+
+def test_bad_initial_guess_setting_is_rejected():
+    with pytest.raises(ValueError, match="initial_guess"):
+        PinocchioIK(robot_description("so101", "mock"), settings=SolverSettings(initial_guess="zero"))
+
+
+def test_prefixed_description_gets_the_closed_form_too(ik):
+    pre = PinocchioIK(robot_description("so101", "mock", prefix="left_"), prefix="left_")
+    assert pre.planar_arm is not None
+    q = np.array([0.3, -0.2, 0.4, 0.1, -0.5])
+    pose = pre.fk(q)
+    res = pre.solve(IKTarget(pose[:3, 3], rotation=pose[:3, :3]), np.zeros(5), warn=False)
+    assert res.reached and res.iterations <= 2
+    np.testing.assert_allclose(res.q, q, atol=1e-6)

@@ -15,7 +15,9 @@ reachable within that box plus a warning, never a jump.
 
 Backends: `MoveItIK` when `moveit_py` (module `moveit`) imports, using the robot's own MoveIt
 config (pick_ik); otherwise `PinocchioIK`, a Levenberg-Marquardt solver on the project's URDF
-(pinocchio). Both implement `IKSolver`. docs/moveit.md has the design and measured figures.
+(pinocchio), started from the closed-form solution of the arm's pan + planar-triangle geometry
+(measured on the model) when no step bound is given. Both implement `IKSolver`. docs/moveit.md
+has the design and measured figures.
 """
 from __future__ import annotations
 
@@ -135,7 +137,8 @@ def _rotation_log(r: np.ndarray) -> np.ndarray:
 
 
 def _wrap(angle: float) -> float:
-    return float((angle + np.pi) % (2.0 * np.pi) - np.pi)
+    """angle in [-pi, pi)."""
+    return (float(angle) + math.pi) % (2.0 * math.pi) - math.pi
 
 
 def _skew(v: np.ndarray) -> np.ndarray:
@@ -189,7 +192,7 @@ class PlanarArm:
 
 
 class _ClosedForm(NamedTuple):
-    q: list[float]  # [pan, lift, elbow, wrist_flex, roll], wrapped to (-pi, pi]
+    q: list[float]  # [pan, lift, elbow, wrist_flex, roll], wrapped to [-pi, pi)
     feasible: bool  # the lift/elbow triangle closes (the wrist point is within reach)
     branch: int  # 2 * (reaching backwards) + (elbow bent the other way)
     pitch: float  # plane angle of the tool relative to q = 0
@@ -214,10 +217,6 @@ def _two_link(gx: float, gy: float, first: tuple[float, float], second: tuple[fl
     return math.atan2(gy, gx) - math.atan2(ky, kx), a2, feasible
 
 
-def _wrap_f(angle: float) -> float:
-    return (angle + math.pi) % (2.0 * math.pi) - math.pi
-
-
 @dataclass
 class SolverSettings:
     position_tolerance: float = 1e-3  # m: success threshold reported in IKResult.reached
@@ -225,7 +224,7 @@ class SolverSettings:
     max_iterations: int = 100
     restarts: int = 8  # random seeds after the structured ones when the seeded solve fails
     restarts_in_box: int = 2  # random seeds inside the step box (max_step given)
-    damping: float = 1e-3  # initial Levenberg-Marquardt damping
+    damping: float = 1e-5  # initial Levenberg-Marquardt damping (adapted: x4 on failure, /3 on success)
     orientation_weight: float = 0.1  # m per rad: 1 deg of approach error weighs like 1.7 mm
     first_pass_weight_ratio: float = 0.05  # light orientation weight of the first pass
     first_pass_iterations: int = 30
@@ -238,6 +237,9 @@ class SolverSettings:
     seed: int = 0  # RNG seed for restarts (deterministic results)
     converge_position: float = 1e-5  # m: stop iterating below these
     converge_angle: float = 1e-4  # rad
+    # relative cost decrease per step below which a (best-reachable) minimum is declared:
+    # unreachable targets otherwise crawl along flat valleys for micrometres
+    converge_relative: float = 1e-6
     # Where an unbounded solve starts: "geometric" = the closed-form solution of the arm's
     # pan + planar-triangle geometry (derived from the model), refined by the LM below;
     # "seed" = the given seed, then the structured/random restarts (the original scheme, kept
@@ -251,8 +253,15 @@ class PinocchioIK:
     Residual: tool position (m) and, weighted by `orientation_weight`, the approach direction or
     the full rotation; a final position-only polish keeps position first when the orientation is
     out of reach. Joint limits and the optional step box around the seed are enforced by
-    projection with an active set. A failed seeded solve is retried from structured then random
-    starts inside the same box; the best result (reached first, then closest to the seed) wins.
+    projection with an active set.
+
+    Starts: without a step box (`initial_guess="geometric"`, the default) the closed-form
+    solutions of the pan + planar chain (`planar_arm`, measured on the URDF: every elbow and
+    reach-over branch within the limits, the one nearest the seed first) need one or two
+    refining iterations; with a step box (chunk following) the seed itself comes first. A failed
+    start is retried from the other branches, the seed, then structured and random starts inside
+    the same box; the best result (reached first, then closest to the seed) wins.
+    `initial_guess="seed"` is the original seed-first scheme (benchmark baseline).
     Deterministic for a given call. Not thread-safe: one instance per thread (pinocchio Data).
     """
 
@@ -482,7 +491,7 @@ class PinocchioIK:
         sh, (s1, s2, s3) = g.shoulder, g.signs
         out: list[_ClosedForm] = []
         for reach, x in enumerate((radial, -radial)):
-            pan = _wrap_f(azimuth - math.atan2(-lateral, x))
+            pan = _wrap(azimuth - math.atan2(-lateral, x))
             off_plane = 0.0
             if direction is not None:
                 cp, sp = math.cos(pan), math.sin(pan)
@@ -501,7 +510,7 @@ class PinocchioIK:
                 gy = height - (sb * tool[0] + cb * tool[1]) - sh[1]
                 for elbow, bend in enumerate((1.0, -1.0)):
                     a1, a2, feasible = _two_link(gx, gy, g.upper_arm, g.forearm, bend)
-                    q = [pan, _wrap_f(a1 * s1), _wrap_f(a2 * s2), _wrap_f((pitch - a1 - a2) * s3), roll]
+                    q = [pan, _wrap(a1 * s1), _wrap(a2 * s2), _wrap((pitch - a1 - a2) * s3), roll]
                     out.append(_ClosedForm(q, feasible, 2 * reach + elbow, pitch, off_plane))
         return out
 
@@ -533,7 +542,7 @@ class PinocchioIK:
             rolls: dict[int, float] = {}  # both elbow branches share pan and pitch: one roll
             for i, c in enumerate(sols):
                 if c.branch // 2 not in rolls:
-                    rolls[c.branch // 2] = _wrap_f(self._roll_for(c.q, target.rotation))
+                    rolls[c.branch // 2] = _wrap(self._roll_for(c.q, target.rotation))
                 roll = rolls[c.branch // 2]
                 if off_axis:  # the tcp moves with roll: this branch again at the new roll
                     c = self._arm_solutions(position, dir3, roll, seed_pitch)[i]
@@ -568,8 +577,11 @@ class PinocchioIK:
             return sum((v - w) ** 2 for v, w in zip(q, seed_l))
 
         exact = [c for e, c in scored if e <= 1e-9]
-        if exact:  # the most accurate (out-of-plane approach above noise), then the nearest
-            exact.sort(key=lambda c: (c.off_plane if c.off_plane > 1e-4 else 0.0, distance(c.q)))
+        if exact:
+            # the nearest to the seed (no needless reconfiguration) among those that can meet
+            # the approach within tolerance; the others by how far out of their plane it is
+            tol = math.sin(self.settings.approach_tolerance)
+            exact.sort(key=lambda c: (c.off_plane if c.off_plane > tol else 0.0, distance(c.q)))
             clipped = sorted((t for t in scored if t[0] > 1e-9), key=lambda t: t[0])
             ordered = [c.q for c in exact] + [c.q for _, c in clipped]
         else:
@@ -582,6 +594,17 @@ class PinocchioIK:
                 yield np.array(q)
                 if len(seen) == self._max_geometric_starts:
                     return
+
+    def geometric_starts(self, target: IKTarget, seed: Sequence[float] | None = None) -> list[np.ndarray]:
+        """The closed-form configurations (within the joint limits) an unbounded solve refines,
+        best first: exact ones within the limits nearest `seed` (default zeros) first, then
+        clipped ones. Exact when the target is reachable with the requested approach (e.g. it
+        came from this arm's FK). Empty when the model is not a pan + planar chain + roll."""
+        if self.planar_arm is None:
+            return []
+        seed_a = np.zeros(len(self.joint_names)) if seed is None else np.clip(
+            np.asarray(seed, dtype=float).reshape(-1), self.lower, self.upper)
+        return list(self._geometric_seeds(target, seed_a, self.lower, self.upper))
 
     def _refine_pitch(self, position: Vec3, roll: float, start: _ClosedForm, excess) -> _ClosedForm:
         """Golden-section search of the plane pitch (one sweep step either side) minimising how
@@ -724,12 +747,19 @@ class PinocchioIK:
             if step > s.max_iteration_step:
                 dq *= s.max_iteration_step / step
             q_new = np.clip(q + dq, lo, hi)
-            if float(np.abs(q_new - q).max()) < 1e-10:
+            moved = q_new - q
+            if float(np.abs(moved).max()) < 1e-10:
                 break  # every useful direction is blocked by a limit or the step box
+            if np.array_equal(moved, dq):
+                # unclipped step: when even the linear model promises no real decrease, this is
+                # a (best-reachable) minimum; more damping would only shorten the step
+                lin = r + jac @ dq
+                if cost - float(lin @ lin) <= s.converge_relative * cost + 1e-16:
+                    break
             r_new, jac_new, rot_new, pos_new = self._residual(q_new, target, w)
             cost_new = float(r_new @ r_new)
             if cost_new < cost:
-                converged = cost - cost_new < 1e-9 * cost + 1e-16
+                converged = cost - cost_new < s.converge_relative * cost + 1e-16
                 q, r, jac, cost, rot, pos = q_new, r_new, jac_new, cost_new, rot_new, pos_new
                 lam = max(lam / 3.0, 1e-9)
                 if converged:  # a (best-reachable) minimum: no further progress to make
@@ -970,5 +1000,5 @@ def make_ik_solver(variant: str = "so101", backend: str = "auto", urdf_xml: str 
     return PinocchioIK(urdf, variant=variant, **kwargs)
 
 
-__all__ = ["IKTarget", "IKResult", "IKSolver", "PinocchioIK", "MoveItIK", "SolverSettings",
+__all__ = ["IKTarget", "IKResult", "IKSolver", "PinocchioIK", "MoveItIK", "SolverSettings", "PlanarArm",
            "make_ik_solver", "moveit_available", "approach_of", "project_urdf"]
