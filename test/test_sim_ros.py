@@ -27,8 +27,9 @@ pytestmark = pytest.mark.ros
 ARM_TARGET = [0.5, -0.3, 0.4, 0.2, -0.6]
 
 
-def start_sim(params: dict, tag: str):
-    return start_node_process("so100_bringup.sim.node", params,
+def start_sim(params: dict, tag: str, extra: tuple[str, ...] | list[str] = ()):
+    """The sim node in its own process; `extra`: more --ros-args (remaps, namespace)."""
+    return start_node_process("so100_bringup.sim.node", params, ros_args=list(extra),
                               log_path=Path(os.environ["ROS_LOG_DIR"]).parent / f"sim_{tag}.log")
 
 

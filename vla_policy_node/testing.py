@@ -265,13 +265,15 @@ def wait_for(predicate: Callable[[], bool], timeout: float, poll: float = 0.02,
 
 
 def spin_until(node, predicate: Callable[[], bool], timeout: float, step: float = 0.05) -> bool:
-    """Spin `node` in this thread (callbacks run here) until `predicate` holds or `timeout` s pass."""
+    """Spin `node` in this thread (callbacks run here) until `predicate` holds or `timeout` s pass.
+    Spins at least once, so `spin_until(node, lambda: True, t)` processes pending callbacks."""
     from rclpy.executors import SingleThreadedExecutor
 
     executor = SingleThreadedExecutor(context=node.context)
     executor.add_node(node)
     try:
         end = time.monotonic() + timeout
+        executor.spin_once(timeout_sec=step)
         while not predicate() and time.monotonic() < end:
             executor.spin_once(timeout_sec=step)
     finally:
