@@ -82,6 +82,12 @@ setup(
             "so100_mujoco_sim = so100_bringup.sim.node:main",
             "so100_demo = so100_bringup.demo:main",
             "vla_policy_node = vla_policy_node.node:main",
+            "so100_recorder = so100_bringup.recorder.node:main",
+            "so100_expert = so100_bringup.teleop.expert_node:main",
+            "so100_leader_arm = so100_bringup.teleop.leader:main",
+            "so100_train = so100_bringup.learning.train:main",
+            "so100_evaluate = so100_bringup.learning.evaluate:main",
+            "so100_record_direct = so100_bringup.learning.record_direct:main",
         ],
     },
 )
