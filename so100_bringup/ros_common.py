@@ -1,7 +1,8 @@
 """Small rclpy helpers shared by the nodes: parameters, QoS presets, diagnostics, JointState."""
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+import sys
+from typing import Any, Callable, Mapping, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import ParameterDescriptor
@@ -64,6 +65,32 @@ def joint_state_msg(node: Node, names: Sequence[str], positions: Sequence[float]
 def now_seconds(node: Node) -> float:
     """The node's clock (sim time when use_sim_time is set) in seconds."""
     return node.get_clock().now().nanoseconds * 1e-9
+
+
+def spin_node_main(argv: Sequence[str] | None, make_node: Callable[[], Node], label: str,
+                   errors: tuple[type[BaseException], ...], close: Callable[[Node], None] | None = None) -> int:
+    """Console-script body: init, build the node, spin until Ctrl-C; `errors` (bad parameters,
+    files, ports) print one line and exit 2; `close` releases the node's resources."""
+    import rclpy
+
+    rclpy.init(args=argv)
+    node = None
+    try:
+        node = make_node()
+        rclpy.spin(node)
+    except KeyboardInterrupt:
+        pass
+    except errors as exc:
+        print(f"{label}: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if node is not None:
+            if close is not None:
+                close(node)
+            node.destroy_node()
+        if rclpy.ok():
+            rclpy.shutdown()
+    return 0
 
 
 def _level_byte(level: int) -> bytes:

@@ -19,8 +19,6 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-import rclpy
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.node import Node
 from sensor_msgs.msg import Image, JointState
@@ -33,7 +31,7 @@ from so100_bringup.follower import TrajectoryFollower
 from so100_bringup.follower_ros import TrajectoryFollowerBridge
 from so100_bringup.recorder.core import (DEFAULT_ROBOT_TYPE, DatasetSession, FrameBuilder, FrameError,
                                          RecorderError, camera_shapes_of, dataset_features)
-from so100_bringup.ros_common import (ERROR, IMAGE_QOS, OK, STATE_QOS, WARN, declare_params, diagnostic_array,
+from so100_bringup.ros_common import (spin_node_main, ERROR, IMAGE_QOS, OK, STATE_QOS, WARN, declare_params, diagnostic_array,
                                       diagnostic_status, now_seconds)
 from so100_description.joints import JOINT_NAMES, joint_limits, strip_prefix
 
@@ -349,23 +347,8 @@ class RecorderNode(Node):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    rclpy.init(args=argv)
-    node = None
-    try:
-        node = RecorderNode()
-        rclpy.spin(node)
-    except KeyboardInterrupt:
-        pass
-    except (ValueError, RecorderError, CalibrationError) as exc:
-        print(f"recorder: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        if node is not None:
-            node.close()
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+    return spin_node_main(argv, RecorderNode, "recorder", (ValueError, RecorderError, CalibrationError),
+                          close=lambda node: node.close())
 
 
 if __name__ == "__main__":

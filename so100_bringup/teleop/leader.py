@@ -54,13 +54,12 @@ class LeaderReader:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    import rclpy
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.node import Node
     from sensor_msgs.msg import JointState
 
     from so100_bringup.calibration import CalibrationError, load_calibration, nominal_calibration
-    from so100_bringup.ros_common import (ERROR, OK, STATE_QOS, WARN, declare_params, diagnostic_array,
+    from so100_bringup.ros_common import (spin_node_main, ERROR, OK, STATE_QOS, WARN, declare_params, diagnostic_array,
                                           diagnostic_status, joint_state_msg)
 
     params = {
@@ -122,23 +121,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{self.get_name()}: leader arm", level, msg,
                 {"port": self.p["port"], "missed_reads": self.reader.misses, **self.reader.bus.stats.as_dict()})]))
 
-    rclpy.init(args=argv)
-    node = None
-    try:
-        node = LeaderNode()
-        rclpy.spin(node)
-    except KeyboardInterrupt:
-        pass
-    except (BusError, CalibrationError, ValueError) as exc:
-        print(f"leader_arm: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        if node is not None:
-            node.reader.close()
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
-    return 0
+    return spin_node_main(argv, LeaderNode, "leader_arm", (BusError, CalibrationError, ValueError),
+                          close=lambda node: node.reader.close())
 
 
 if __name__ == "__main__":
