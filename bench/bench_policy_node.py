@@ -32,7 +32,7 @@ sys.path.insert(0, str(REPO))
 
 from so100_bringup.calibration import JointUnitConverter, nominal_calibration  # noqa: E402
 from so100_bringup.follower import TrajectoryFollower, TrajectoryPoint  # noqa: E402
-from so100_description.joints import ARM_JOINTS, JOINT_NAMES  # noqa: E402
+from so100_description.joints import JOINT_NAMES  # noqa: E402
 from vla_policy_node.actions import JointActionMapper  # noqa: E402
 from vla_policy_node.backends.base import PolicyBackend, PolicyInput, PolicySpec  # noqa: E402
 from vla_policy_node.chunking import ChunkScheduler  # noqa: E402
@@ -59,7 +59,6 @@ def settle(node, quiet: float = 2.0) -> None:
 def bench_p1(policy_dir: Path, rounds: int) -> None:
     import rclpy
     from rclpy.parameter import Parameter
-    from sensor_msgs.msg import Image
 
     from vla_policy_node.node import PolicyNode
     from vla_policy_node.testing import Spinner, make_fake_io_node, start_policy_node, stop_process, wait_for

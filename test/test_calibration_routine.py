@@ -3,7 +3,6 @@ recording, written as LeRobot's JSON."""
 from __future__ import annotations
 
 import json
-import threading
 import time
 
 import pytest

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Mapping
 
-from so100_bringup.feetech.registers import (BAUD_CODES, BROADCAST_ID, EEPROM_END, INST_ACTION, INST_PING,
+from so100_bringup.feetech.registers import (BAUD_CODES, BROADCAST_ID, INST_ACTION, INST_PING,
                                              INST_READ, INST_REG_WRITE, INST_SYNC_READ, INST_SYNC_WRITE,
                                              INST_WRITE, REGISTERS, STS3215_MODEL_NUMBER, TICKS_PER_REV,
                                              checksum, decode_register, encode_register, from_bytes,

@@ -59,7 +59,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     from so100_bringup.sim.gl import ensure_gl_backend
 
     ensure_gl_backend()
-    import numpy as np
 
     from so100_bringup.calibration import JointUnitConverter, nominal_calibration
     from so100_bringup.follower import TrajectoryFollower
