@@ -17,7 +17,7 @@ def test_records_a_successful_demonstration(tmp_path):
     from so100_bringup.learning.record_direct import main
 
     root = tmp_path / "ds"
-    assert main(["--root", str(root), "--episodes", "1", "--arm-source", "official_mjcf", "--jaw-pads",
+    assert main(["--root", str(root), "--episodes", "1",
                  "--image-width", "64", "--image-height", "48", "--cameras", "front", "--use-videos", "0",
                  "--seed", "3"]) == 0
     ds = LeRobotDataset("local/so101_recording", root=root)

@@ -43,7 +43,6 @@ class EvalSettings:
     torch_threads: int = 1
     real_time_factor: float = 1.0  # ros mode: sim pacing (the policy node runs on wall time too)
     arm_source: str = "urdf"  # scene arm model (the sim node's arm_source)
-    jaw_pads: bool = False  # direct mode only: record_direct's grasp workaround
 
 
 @dataclass
@@ -79,10 +78,6 @@ def evaluate_direct(s: EvalSettings, progress=print) -> EvalResult:
     n_actions = int(getattr(backend.config, "n_action_steps", spec.chunk_size) or spec.chunk_size)
     cfg = SceneConfig(image_width=s.image_width, image_height=s.image_height, arm_source=s.arm_source)
     model, names = build_scene(cfg)
-    if s.jaw_pads:
-        from so100_bringup.learning.record_direct import disable_jaw_mesh_contacts
-
-        disable_jaw_mesh_contacts(model)
     sim = ArmSim(model, names, cfg, task=s.task, seed=s.seed)
     cameras = spec.camera_names
     renderer = CameraRenderer(model, cameras, cfg.image_width, cfg.image_height) if cameras else None
@@ -255,8 +250,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--torch-threads", type=int, default=d.torch_threads)
     ap.add_argument("--real-time-factor", type=float, default=d.real_time_factor)
     ap.add_argument("--arm-source", default=d.arm_source, choices=("urdf", "official_mjcf"))
-    ap.add_argument("--jaw-pads", action="store_true",
-                    help="direct mode only: record_direct's grasp workaround (the sim node has no such option)")
     ap.add_argument("--modes", nargs="+", default=["ros", "direct"], choices=("ros", "direct"))
     ap.add_argument("--log-dir", type=Path, default=Path("outputs/eval_logs"))
     ap.add_argument("--json", type=Path, help="also write the results here")
@@ -266,11 +259,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     s = EvalSettings(policy=a.policy, episodes=a.episodes, seed=a.seed, episode_s=a.episode_s, task=a.task,
                      instruction=a.instruction, fps=a.fps, torch_threads=a.torch_threads,
-                     real_time_factor=a.real_time_factor, arm_source=a.arm_source, jaw_pads=a.jaw_pads)
-    if a.jaw_pads and "ros" in a.modes:
-        print("evaluate: --jaw-pads exists for the direct mode only (the sim node has no such option); "
-              "use --modes direct", file=sys.stderr)
-        return 2
+                     real_time_factor=a.real_time_factor, arm_source=a.arm_source)
     results = []
     for mode in a.modes:
         results.append(evaluate_ros(s, a.log_dir) if mode == "ros" else evaluate_direct(s))

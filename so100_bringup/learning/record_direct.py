@@ -6,13 +6,8 @@ sim's renderer and resized by the recorder core), produced in-process: minutes i
 real time, for quick datasets and for checking the learning loop. Failed demonstrations are
 not saved.
 
-`--jaw-pads` works around the current scene's grasp problem (docs/learning_loop.md): with
-`arm_source=official_mjcf` it turns off the contacts of the jaw *meshes* so that only the
-official model's box jaw pads touch the cube. It changes the compiled model in this process
-only; the sim node is unaffected.
-
     python -m so100_bringup.learning.record_direct --root data/so101_pick_direct --episodes 40 \
-        --arm-source official_mjcf --jaw-pads --image-width 128 --image-height 96
+        --image-width 128 --image-height 96
 """
 from __future__ import annotations
 
@@ -21,23 +16,6 @@ import sys
 import time
 from pathlib import Path
 from typing import Sequence
-
-JAW_BODIES = ("gripper", "moving_jaw_so101_v1", "gripper_link", "moving_jaw_link")
-
-
-def disable_jaw_mesh_contacts(model) -> int:
-    """Contacts off for the mesh geoms of the gripper bodies (box pads stay); returns how many."""
-    import mujoco
-
-    n = 0
-    for g in range(model.ngeom):
-        body = model.body(model.geom_bodyid[g]).name
-        if body in JAW_BODIES and model.geom_type[g] == mujoco.mjtGeom.mjGEOM_MESH:
-            model.geom_contype[g] = 0
-            model.geom_conaffinity[g] = 0
-            n += 1
-    return n
-
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -51,7 +29,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--image-width", type=int, default=128, help="stored width (rendered at the sim's 320)")
     ap.add_argument("--image-height", type=int, default=96)
     ap.add_argument("--arm-source", default="urdf", choices=("urdf", "official_mjcf"))
-    ap.add_argument("--jaw-pads", action="store_true", help="grasp workaround, see the module doc")
     ap.add_argument("--task", default="pick the cube and place it in the target area")
     ap.add_argument("--use-videos", type=int, default=1)
     a = ap.parse_args(argv)
@@ -70,8 +47,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     cfg = SceneConfig(arm_source=a.arm_source)
     model, names = build_scene(cfg)
-    if a.jaw_pads:
-        print(f"jaw pads: contacts off for {disable_jaw_mesh_contacts(model)} jaw mesh geoms")
     sim = ArmSim(model, names, cfg, task="place", seed=a.seed)
     renderer = CameraRenderer(model, a.cameras, cfg.image_width, cfg.image_height)
     converter = JointUnitConverter(nominal_calibration(cfg.variant))
