@@ -26,7 +26,7 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
-from .make_random_act import STATE_DIM, _vector_stats
+from .make_random_act import _ARM_STATS, STATE_DIM, _vector_stats
 
 VLM_SUBDIR = "vlm"
 # SmolVLM's named special tokens (what transformers' SmolVLMProcessor and SmolVLA look up as
@@ -171,7 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--chunk-size", type=int, default=20)
     parser.add_argument("--num-steps", type=int, default=4, help="flow-matching denoising steps")
-    parser.add_argument("--arm-units", default="degrees", choices=["degrees", "range_m100_100"])
+    parser.add_argument("--arm-units", default="degrees", choices=sorted(_ARM_STATS))
     args = parser.parse_args(argv)
     path = make_tiny_smolvla(args.out_dir, cameras=args.cameras, image_hw=(args.height, args.width),
                              seed=args.seed, chunk_size=args.chunk_size, num_steps=args.num_steps,
