@@ -39,10 +39,21 @@ def test_plan_reaches_cube_and_target_within_limits(expert):
     # the fixed jaw (tcp) stops beside the cube, one half cube + clearance away, at cube height
     assert abs(grasp[2] - cube[2]) < 0.005
     assert 0.015 < np.linalg.norm(grasp[:2] - cube[:2]) < 0.03
-    lower = tcp[6]
+    lower = tcp[5]
     assert np.linalg.norm(lower[:2] - np.array(target)) < 0.02 and lower[2] < 0.03
     approach = expert.ik.fk(points[1].positions[:5])[:3, :3] @ expert.ik.approach_axis
     assert approach[2] < -0.99  # jaws point down
+
+
+def test_the_lift_starts_as_the_jaws_close(expert):
+    """No waypoint holds the arm still with the jaws closed: a policy cannot tell the moments of
+    such a pause apart (same image, same state) and, re-planning often, waits there for ever."""
+    points = expert.plan(np.zeros(6), (0.25, 0.05, 0.015), (0.18, -0.12))
+    closed = [p.positions[5] for p in points].index(ExpertSettings().gripper_closed)
+    grasp, lift = points[closed].positions[:5], points[closed + 1].positions[:5]
+    assert np.array_equal(grasp, points[closed - 1].positions[:5])  # closing with the arm still ...
+    assert np.abs(lift - grasp).max() > 0.05  # ... then straight into the lift
+    assert expert.ik.fk(lift)[2, 3] > expert.ik.fk(grasp)[2, 3] + 0.05
 
 
 def test_unreachable_cube_raises(expert):

@@ -39,14 +39,18 @@ class ExpertSettings:
     gripper_closed: float = -0.1  # rad; the jaws stall on the cube before reaching it
     move_s: float = 1.4  # free-space moves
     descend_s: float = 0.9
-    close_s: float = 0.7
+    close_s: float = 0.5
     lift_s: float = 0.9
     carry_s: float = 1.4
     lower_s: float = 0.9
     open_s: float = 0.5
     retreat_s: float = 0.7
     home_s: float = 1.2
-    settle_s: float = 0.3  # pause after closing / opening
+    # Pauses with the arm still. None after closing: a policy cannot tell the moments of a
+    # pause apart (same image, same state), so one that re-plans often would wait there for
+    # ever; the lift starts as the close ends (the jaws have stalled on the cube by then).
+    grasp_settle_s: float = 0.0
+    release_settle_s: float = 0.3  # after opening: the cube comes to rest before the retreat
     position_tolerance_m: float = 0.004  # IK miss allowed before planning fails
     # The tcp sits at the fixed jaw: the cube must lie towards the moving jaw, this far from
     # the tcp (cube half size + clearance).
@@ -153,11 +157,13 @@ class PickPlaceExpert:
         home_q = np.asarray(home if home is not None else np.zeros(len(JOINT_NAMES)), float)
 
         o, c = s.gripper_open, s.gripper_closed
-        steps = [(s.move_s, hover, o), (s.descend_s, grasp, o), (s.close_s, grasp, c), (s.settle_s, grasp, c),
+        steps = [(s.move_s, hover, o), (s.descend_s, grasp, o), (s.close_s, grasp, c), (s.grasp_settle_s, grasp, c),
                  (s.lift_s, lift, c), (s.carry_s, over, c), (s.lower_s, lower, c), (s.open_s, lower, o),
-                 (s.settle_s, lower, o), (s.retreat_s, retreat, o)]
+                 (s.release_settle_s, lower, o), (s.retreat_s, retreat, o)]
         points, t = [], 0.0
         for duration, q5, grip in steps:
+            if duration <= 0:  # no pause: no repeated waypoint
+                continue
             t += duration
             q = np.empty(len(JOINT_NAMES))
             q[arm] = q5
