@@ -37,20 +37,24 @@ def restore_threads():
             os.environ.pop(var, None)
 
 
-@pytest.fixture(scope="module")
-def dataset(tmp_path_factory):
-    root = tmp_path_factory.mktemp("learn") / "ds"
-    builder = FrameBuilder(JointUnitConverter(nominal_calibration()), CAMS)
-    session = DatasetSession(root, "local/so101_recording", 10, dataset_features(CAMS, use_videos=False))
+def record(root, cams):
+    builder = FrameBuilder(JointUnitConverter(nominal_calibration()), cams)
+    session = DatasetSession(root, "local/so101_recording", 10, dataset_features(cams, use_videos=False))
     session.open()
     for _ in range(2):
         session.start("pick the cube")
         for i in range(20):
             q = {j: 0.02 * i for j in JOINT_NAMES}
-            session.add(builder.build(q, q, {"front": np.full((48, 64, 3), 10 * i, np.uint8)}, "pick the cube"))
+            images = {c: np.full((*hw, 3), 10 * i + k, np.uint8) for k, (c, hw) in enumerate(cams.items())}
+            session.add(builder.build(q, q, images, "pick the cube"))
         session.save()
     session.close()
     return root
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return record(tmp_path_factory.mktemp("learn") / "ds", CAMS)
 
 
 def test_train_plot_and_export_load_in_policy_backend(dataset, tmp_path, capsys):
@@ -78,6 +82,24 @@ def test_train_plot_and_export_load_in_policy_backend(dataset, tmp_path, capsys)
                                               images={"observation.images.front": np.zeros((48, 64, 3), np.uint8)},
                                               task="pick the cube"))
     assert chunk.shape == (5, 6) and np.all(np.isfinite(chunk))
+
+
+def test_camera_subset_and_cosine_schedule(tmp_path):
+    """--cameras trains on some of the dataset's cameras; --lr-schedule cosine uses lerobot's
+    warm-up + cosine scheduler instead of ACT's constant preset."""
+    root = record(tmp_path / "ds2", {"front": (48, 64), "wrist": (48, 64)})
+    run = tmp_path / "run"
+    assert T.main(["--dataset-root", str(root), "--output-dir", str(run), "--cameras", "wrist",
+                   "--lr-schedule", "cosine", "--lr", "1e-3", "--warmup-steps", "2", *TINY]) == 0
+    pretrained = run / "checkpoints" / "last" / "pretrained_model"
+    config = json.loads((pretrained / "config.json").read_text())
+    assert set(config["input_features"]) == {"observation.state", "observation.images.wrist"}
+    train_cfg = json.loads((pretrained / "train_config.json").read_text())
+    assert train_cfg["scheduler"]["type"] == "cosine_decay_with_warmup"
+    assert train_cfg["scheduler"]["peak_lr"] == pytest.approx(1e-3)
+    assert train_cfg["scheduler"]["decay_lr"] == pytest.approx(1e-4)
+    with pytest.raises(SystemExit, match="top"):
+        T.main(["--dataset-root", str(root), "--output-dir", str(tmp_path / "r2"), "--cameras", "top", *TINY])
 
 
 def test_refuses_missing_dataset_and_existing_run(tmp_path, dataset):

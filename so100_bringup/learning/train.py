@@ -37,7 +37,14 @@ class TrainSettings:
     repo_id: str = "local/so101_recording"
     steps: int = 3000
     batch_size: int = 8
-    lr: float = 1e-4
+    lr: float = 2e-4
+    # "cosine": linear warm-up then cosine decay to lr * min_lr_ratio (lerobot's
+    # CosineDecayWithWarmupSchedulerConfig); "constant": ACT's own preset (AdamW, fixed lr).
+    lr_schedule: str = "cosine"
+    warmup_steps: int = 200
+    min_lr_ratio: float = 0.1
+    weight_decay: float = 1e-4
+    grad_clip_norm: float = 10.0
     chunk_size: int = 30
     n_action_steps: int = 30
     dim_model: int = 256
@@ -45,7 +52,9 @@ class TrainSettings:
     n_heads: int = 8
     n_encoder_layers: int = 2
     n_decoder_layers: int = 1
-    use_vae: bool = True
+    # The scripted expert is deterministic (one way to do each layout): ACT's VAE, there to model
+    # several ways of doing the same thing, only adds cost and noise.
+    use_vae: bool = False
     kl_weight: float = 10.0
     log_freq: int = 50
     save_freq: int = 1000
@@ -54,6 +63,7 @@ class TrainSettings:
     num_workers: int = 0
     video_backend: str = "pyav"
     episodes: list[int] | None = None
+    cameras: list[str] | None = None  # the dataset's cameras the policy sees (None: all of them)
     extra: dict = field(default_factory=dict)
 
 
@@ -89,17 +99,55 @@ def limit_threads(threads: int) -> None:
         pass
 
 
+LR_SCHEDULES = ("constant", "cosine")
+
+
+def input_features(dataset_root: Path, cameras: Sequence[str]) -> dict:
+    """The policy inputs for a subset of the dataset's cameras (state + those image streams)."""
+    from lerobot.configs import FeatureType
+    from lerobot.utils.feature_utils import dataset_to_policy_features
+
+    features = dataset_to_policy_features(_read_info(dataset_root)["features"])
+    images = {k[len("observation.images."):] for k, ft in features.items()
+              if ft.type is FeatureType.VISUAL and k.startswith("observation.images.")}
+    unknown = sorted(set(cameras) - images)
+    if unknown or not cameras:
+        raise SystemExit(f"train: cameras {unknown or '(none)'} are not in the dataset (it has {sorted(images)})")
+    wanted = {f"observation.images.{c}" for c in cameras}
+    return {k: ft for k, ft in features.items()
+            if ft.type is not FeatureType.ACTION and (ft.type is not FeatureType.VISUAL or k in wanted)}
+
+
+def _optimizer_and_schedule(s: TrainSettings) -> dict:
+    """TrainPipelineConfig arguments for the learning-rate schedule."""
+    if s.lr_schedule == "constant":
+        return {}  # ACT's preset: AdamW at optimizer_lr / optimizer_lr_backbone, no scheduler
+    if s.lr_schedule != "cosine":
+        raise SystemExit(f"train: lr schedule must be one of {LR_SCHEDULES}, got {s.lr_schedule!r}")
+    from lerobot.optim.optimizers import AdamWConfig
+    from lerobot.optim.schedulers import CosineDecayWithWarmupSchedulerConfig
+
+    return {"use_policy_training_preset": False,
+            "optimizer": AdamWConfig(lr=s.lr, weight_decay=s.weight_decay, grad_clip_norm=s.grad_clip_norm),
+            "scheduler": CosineDecayWithWarmupSchedulerConfig(
+                num_warmup_steps=min(s.warmup_steps, s.steps), num_decay_steps=s.steps, peak_lr=s.lr,
+                decay_lr=s.lr * s.min_lr_ratio)}
+
+
 def build_config(s: TrainSettings):
     from lerobot.configs.default import DatasetConfig, WandBConfig
     from lerobot.configs.train import TrainPipelineConfig
     from lerobot.policies.act.configuration_act import ACTConfig
 
+    extra = dict(s.extra)
+    if s.cameras:
+        extra["input_features"] = input_features(s.dataset_root, s.cameras)
     policy = ACTConfig(
         device="cpu", push_to_hub=False, pretrained_backbone_weights=None,
         chunk_size=s.chunk_size, n_action_steps=s.n_action_steps, dim_model=s.dim_model,
         dim_feedforward=s.dim_feedforward, n_heads=s.n_heads, n_encoder_layers=s.n_encoder_layers,
         n_decoder_layers=s.n_decoder_layers, use_vae=s.use_vae, kl_weight=s.kl_weight,
-        optimizer_lr=s.lr, optimizer_lr_backbone=s.lr, **s.extra)
+        optimizer_lr=s.lr, optimizer_lr_backbone=s.lr, optimizer_weight_decay=s.weight_decay, **extra)
     dataset = DatasetConfig(repo_id=s.repo_id, root=str(s.dataset_root), video_backend=s.video_backend,
                             episodes=s.episodes)
     return TrainPipelineConfig(
@@ -107,15 +155,19 @@ def build_config(s: TrainSettings):
         seed=s.seed, num_workers=s.num_workers, batch_size=s.batch_size, steps=s.steps,
         log_freq=s.log_freq, save_freq=s.save_freq, save_checkpoint=True, env_eval_freq=0,
         wandb=WandBConfig(enable=False), persistent_workers=False, prefetch_factor=None
-        if s.num_workers == 0 else 2)
+        if s.num_workers == 0 else 2, **_optimizer_and_schedule(s))
+
+
+def _read_info(dataset_root: Path) -> dict:
+    info = Path(dataset_root) / "meta" / "info.json"
+    if not info.is_file():
+        raise SystemExit(f"train: {dataset_root} is not a LeRobot dataset (no meta/info.json); record one "
+                         "with the recorder node first")
+    return json.loads(info.read_text())
 
 
 def check_dataset(s: TrainSettings) -> None:
-    info = Path(s.dataset_root) / "meta" / "info.json"
-    if not info.is_file():
-        raise SystemExit(f"train: {s.dataset_root} is not a LeRobot dataset (no meta/info.json); record one "
-                         "with the recorder node first")
-    meta = json.loads(info.read_text())
+    meta = _read_info(s.dataset_root)
     if int(meta.get("total_episodes", 0)) == 0:
         raise SystemExit(f"train: {s.dataset_root} holds no episodes")
 
@@ -223,9 +275,15 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainSettings, argpar
                  "n_heads", "n_encoder_layers", "n_decoder_layers", "log_freq", "save_freq", "seed",
                  "threads", "num_workers"):
         ap.add_argument("--" + name.replace("_", "-"), type=int, default=getattr(d, name))
-    ap.add_argument("--lr", type=float, default=d.lr)
+    ap.add_argument("--lr", type=float, default=d.lr, help="learning rate (peak rate with --lr-schedule cosine)")
+    ap.add_argument("--lr-schedule", default=d.lr_schedule, choices=LR_SCHEDULES)
+    ap.add_argument("--warmup-steps", type=int, default=d.warmup_steps)
+    ap.add_argument("--min-lr-ratio", type=float, default=d.min_lr_ratio, help="cosine: final lr / peak lr")
+    ap.add_argument("--weight-decay", type=float, default=d.weight_decay)
+    ap.add_argument("--cameras", nargs="+", help="train on these dataset cameras only (default: all)")
     ap.add_argument("--kl-weight", type=float, default=d.kl_weight)
-    ap.add_argument("--no-vae", action="store_true", help="train ACT without its VAE encoder")
+    ap.add_argument("--vae", action=argparse.BooleanOptionalAction, default=d.use_vae,
+                    help="train ACT with its VAE encoder (for multimodal human demonstrations)")
     ap.add_argument("--video-backend", default=d.video_backend)
     ap.add_argument("--episodes", type=int, nargs="*", help="train on these episode indices only")
     ap.add_argument("--export", type=Path, help="write the final checkpoint here as reduced-precision "
@@ -233,7 +291,9 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainSettings, argpar
     ap.add_argument("--export-dtype", default="float16", choices=("float16", "bfloat16", "float32"))
     args = ap.parse_args(argv)
     s = TrainSettings(dataset_root=args.dataset_root, output_dir=args.output_dir, repo_id=args.repo_id,
-                      lr=args.lr, kl_weight=args.kl_weight, use_vae=not args.no_vae,
+                      lr=args.lr, lr_schedule=args.lr_schedule, warmup_steps=args.warmup_steps,
+                      min_lr_ratio=args.min_lr_ratio, weight_decay=args.weight_decay, cameras=args.cameras,
+                      kl_weight=args.kl_weight, use_vae=args.vae,
                       video_backend=args.video_backend, episodes=args.episodes,
                       **{k: getattr(args, k) for k in ("steps", "batch_size", "chunk_size", "n_action_steps",
                                                        "dim_model", "dim_feedforward", "n_heads",
