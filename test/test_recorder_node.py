@@ -251,3 +251,14 @@ def test_recorder_refuses_without_root():
                           capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
     assert "root" in proc.stderr
+
+
+def test_missed_frame_slots_are_counted():
+    from so100_bringup.recorder.node import missed_slots
+
+    period = 1 / 30
+    assert missed_slots(None, 5.0, period) == 0  # first tick of an episode
+    assert missed_slots(5.0, 5.0 + period, period) == 0  # on time
+    assert missed_slots(5.0, 5.0 + 1.4 * period, period) == 0  # jitter, not a lost slot
+    assert missed_slots(5.0, 5.0 + 3 * period, period) == 2  # two slots without a run
+    assert missed_slots(5.0, 4.0, period) == 0  # clock reset (sim): nothing to count

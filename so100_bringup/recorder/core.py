@@ -81,15 +81,14 @@ def _positions_vector(converter, positions: Mapping[str, float], joints: Sequenc
 
 
 def fit_rgb(rgb: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    """Resize an H x W x 3 uint8 frame to hw = (height, width) (no-op when it already fits)."""
+    """Resize an H x W x 3 uint8 frame to hw = (height, width) (no-op when it already fits),
+    with the policy node's own resize, so a policy trained on the dataset sees the same pixels
+    when it runs on the live camera."""
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise FrameError(f"expected an H x W x 3 uint8 RGB image, got {rgb.dtype} {rgb.shape}")
-    if rgb.shape[:2] == tuple(hw):
-        return rgb
-    import cv2
+    from vla_policy_node.observation import fit_image
 
-    interp = cv2.INTER_AREA if rgb.shape[0] > hw[0] else cv2.INTER_LINEAR
-    return cv2.resize(np.ascontiguousarray(rgb), (hw[1], hw[0]), interpolation=interp)
+    return fit_image(rgb, hw)
 
 
 class FrameBuilder:

@@ -83,6 +83,14 @@ class _Latest:
         return float("inf") if self.received < 0 else now - self.received
 
 
+def missed_slots(last: float | None, now: float, period: float) -> int:
+    """Frame slots of `period` s that passed between two timer runs without a run of their own
+    (a timer that fires late runs once, not once per slot it missed)."""
+    if last is None or now <= last:
+        return 0
+    return max(0, int(round((now - last) / period)) - 1)
+
+
 class RecorderNode(Node):
     def __init__(self, **kwargs):
         super().__init__("recorder", **kwargs)
@@ -105,6 +113,8 @@ class RecorderNode(Node):
         self._task_from_topic: str | None = None
         self.skipped = 0
         self.skip_reason = ""
+        self.missed = 0  # frame slots the timer did not run for (the process lacked CPU)
+        self._last_tick: float | None = None
         self.last_error = ""
         self.last_saved = None
         self._episode_started = 0.0
@@ -230,6 +240,9 @@ class RecorderNode(Node):
     def _tick(self) -> None:
         if not self.session.recording:
             return
+        clock = now_seconds(self)
+        self.missed += missed_slots(self._last_tick, clock, 1.0 / float(self.p["fps"]))
+        self._last_tick = clock
         now = time.monotonic()
         max_age = float(self.p["max_age_s"])
         with self._lock:
@@ -277,6 +290,7 @@ class RecorderNode(Node):
             self.last_error = str(exc)
             return False, str(exc)
         self.skipped = 0
+        self.missed, self._last_tick = 0, None
         self._episode_started = time.monotonic()
         text = f"recording episode {self.session.total_episodes}: {task!r}"
         self.get_logger().info(text)
@@ -292,7 +306,7 @@ class RecorderNode(Node):
         self.last_saved = saved
         resized = sorted(self.builder.resized_cameras) if self.builder else []
         text = (f"saved episode {saved.index} ({saved.frames} frames, {saved.frames / float(self.p['fps']):.1f} s, "
-                f"{self.skipped} skipped) in {time.monotonic() - t0:.1f} s; "
+                f"{self.skipped} skipped, {self.missed} missed) in {time.monotonic() - t0:.1f} s; "
                 f"{self.session.total_episodes} episodes, {self.session.total_frames} frames in {self.session.root}")
         if resized:
             text += f"; frames of {resized} were resized to the dataset size"
@@ -329,12 +343,16 @@ class RecorderNode(Node):
             message = f"recording episode {self.session.total_episodes} ({self.session.episode_frames} frames)"
             if self.skipped:
                 level, message = WARN, f"{message}; {self.skipped} frames skipped: {self.skip_reason}"
+            if self.missed:
+                level, message = WARN, (f"{message}; {self.missed} frame slots missed (the recorder did not get "
+                                        "the CPU in time: frames are further apart than 1/fps there)")
             self.get_logger().info(message)
         elif self.last_error:
             level, message = ERROR, f"idle; last error: {self.last_error}"
         values = {"episodes_saved": self.session.total_episodes, "frames_saved": self.session.total_frames,
                   "recording": recording, "episode_frames": self.session.episode_frames,
-                  "skipped_frames": self.skipped, "root": str(self.session.root),
+                  "skipped_frames": self.skipped, "missed_frame_slots": self.missed,
+                  "root": str(self.session.root),
                   "task": self.session.task or (self._task_from_topic or self.p["task"])}
         self._diag_pub.publish(diagnostic_array(self, [diagnostic_status(
             f"{self.get_name()}: recorder", level, message, values)]))
