@@ -131,6 +131,25 @@ def test_world_sdf_is_well_formed_and_has_the_scene():
     assert abs(z + thickness / 2) < 1e-9
 
 
+def test_front_camera_is_where_the_mujoco_scene_has_it():
+    import math
+
+    from so100_bringup.sim.scene import SceneConfig
+
+    cfg = SceneConfig()
+    camera = {m.get("name"): m for m in ET.parse(WORLD).getroot().find("world").findall("model")}["front_camera"]
+    x, y, z, roll, pitch, yaw = (float(v) for v in camera.find("pose").text.split())
+    assert (x, y, z) == pytest.approx(cfg.front_camera_pos, abs=1e-6)
+    # A Gazebo camera looks along its link's +x: yaw about z, then pitch (positive = down).
+    view = (math.cos(pitch) * math.cos(yaw), math.cos(pitch) * math.sin(yaw), -math.sin(pitch))
+    wanted = [t - p for t, p in zip(cfg.front_camera_target, cfg.front_camera_pos)]
+    norm = math.sqrt(sum(w * w for w in wanted))
+    assert roll == 0 and view == pytest.approx([w / norm for w in wanted], abs=1e-3)
+    hfov = float(camera.find("link/sensor/camera/horizontal_fov").text)
+    vfov = 2 * math.atan(math.tan(hfov / 2) * 240 / 320)
+    assert math.degrees(vfov) == pytest.approx(cfg.front_camera_fovy_deg, abs=0.05)
+
+
 def test_world_loads_in_sdformat():
     sdformat = pytest.importorskip("sdformat14", reason="sdformat Python bindings (Gazebo Harmonic) not installed")
     errors = sdformat.Root().load(str(WORLD))
