@@ -19,6 +19,8 @@ DATA_DIRS = ("launch", "config", "so100_description/urdf", "so100_description/co
              "so100_description/rviz")
 DATA_SUFFIXES = (".py", ".yaml", ".yml", ".xacro", ".urdf", ".srdf", ".xml", ".sdf", ".rviz",
                  ".json", ".world", ".config")
+# Shipped LeRobot checkpoints (models/<name>/: config, fp16 weights, processors, model card).
+MODEL_SUFFIXES = (".json", ".safetensors", ".md", ".png")
 
 
 def share_data_files() -> list[tuple[str, list[str]]]:
@@ -26,13 +28,13 @@ def share_data_files() -> list[tuple[str, list[str]]]:
         ("share/ament_index/resource_index/packages", [f"resource/{PACKAGE}"]),
         (f"share/{PACKAGE}", ["package.xml"]),
     ]
-    for top in DATA_DIRS:
+    for top, suffixes in [*((d, DATA_SUFFIXES) for d in DATA_DIRS), ("models", MODEL_SUFFIXES)]:
         for root, _dirs, files in os.walk(HERE / top):
             rel_root = Path(root).relative_to(HERE)
             if "__pycache__" in rel_root.parts:
                 continue
             picked = sorted(str(rel_root / f) for f in files
-                            if f.endswith(DATA_SUFFIXES) and f != "__init__.py")
+                            if f.endswith(suffixes) and f != "__init__.py")
             if picked:
                 entries.append((f"share/{PACKAGE}/{rel_root}", picked))
     return entries
@@ -88,6 +90,7 @@ setup(
             "so100_train = so100_bringup.learning.train:main",
             "so100_evaluate = so100_bringup.learning.evaluate:main",
             "so100_record_direct = so100_bringup.learning.record_direct:main",
+            "so100_record_sim = so100_bringup.learning.record_sim:main",
         ],
     },
 )

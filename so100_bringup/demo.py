@@ -6,8 +6,9 @@ writes under ./out/demo-<time>/:
   front.mp4 (or .gif without ffmpeg)  the front camera as the policy saw it
   summary.json                        success, latencies, control and camera rates, RTF
   logs/sim.log, logs/policy.log       the children's output
-Without --policy it uses a random-initialised small ACT (cached under ./out/policies/): the
-arm moves, but not purposefully, until the project ships a trained policy.
+Without --policy it runs the shipped ACT trained on the sim's pick-and-place task
+(models/act_so101_pick_place, see docs/learning_loop.md); `--policy random` runs a
+random-initialised small ACT instead (cached under ./out/policies/).
 
 Node graph (default names):
   mujoco_sim --/clock, /joint_states, /camera/{front,wrist}/image_raw(+camera_info)--> vla_policy_node
@@ -19,8 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -30,6 +29,8 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
+
+from so100_bringup.processes import Children, child_env, node_command, stop_on_signals
 
 PREFIX = "[so100_demo]"
 
@@ -144,72 +145,24 @@ class VideoWriter:
             imageio.mimsave(self.path, self._frames_gif, duration=1.0 / self._fps, loop=0)
 
 
-# --------------------------------------------------------------------------------------------
-# Child processes
-# --------------------------------------------------------------------------------------------
-class Children:
-    """The launched nodes; stopped with SIGINT, then SIGTERM, then SIGKILL."""
-
-    def __init__(self, log_dir: Path, env: dict[str, str], grace_s: float = 5.0):
-        self.log_dir = log_dir
-        self.env = env
-        self.grace_s = grace_s  # per escalation step
-        self.procs: dict[str, subprocess.Popen] = {}
-
-    def start(self, name: str, args: list[str]) -> subprocess.Popen:
-        with open(self.log_dir / f"{name}.log", "w") as out:
-            proc = subprocess.Popen(args, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True)  # our Ctrl-C handling stops them in order
-        self.procs[name] = proc
-        log(f"started {name} (pid {proc.pid}), log: {self.log_dir / f'{name}.log'}")
-        return proc
-
-    def check(self) -> None:
-        for name, proc in self.procs.items():
-            if proc.poll() is not None:
-                tail = (self.log_dir / f"{name}.log").read_text(errors="replace").splitlines()[-15:]
-                raise RuntimeError(f"{name} exited with code {proc.returncode}:\n  " + "\n  ".join(tail))
-
-    def stop(self) -> None:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
-            wait = self.grace_s
-            alive = [p for p in self.procs.values() if p.poll() is None]
-            if not alive:
-                return
-            for p in alive:
-                try:
-                    p.send_signal(sig)
-                except ProcessLookupError:
-                    pass
-            deadline = time.monotonic() + wait
-            for p in alive:
-                try:
-                    p.wait(timeout=max(0.0, deadline - time.monotonic()))
-                except subprocess.TimeoutExpired:
-                    pass
-
-
-def child_env() -> dict[str, str]:
-    from so100_description.paths import ensure_ament_prefix
-
-    ensure_ament_prefix()
-    env = os.environ.copy()
-    env.setdefault("HF_HUB_OFFLINE", "1")
-    env["PYTHONUNBUFFERED"] = "1"
-    env.setdefault("RCUTILS_COLORIZED_OUTPUT", "0")
-    return env
+RANDOM_POLICY = "random"
 
 
 def ensure_policy(path: str | None, out_root: Path, width: int, height: int, seed: int) -> tuple[Path, bool]:
-    """(checkpoint folder, is_random). Builds and caches the random ACT when no path is given."""
-    if path:
+    """(checkpoint folder, is_random). No path: the shipped trained ACT; "random": a
+    random-initialised ACT, built once and cached under out_root/policies/."""
+    if path and path != RANDOM_POLICY:
         folder = Path(path).expanduser()
         if not (folder / "config.json").is_file():
             raise FileNotFoundError(f"--policy {folder}: no config.json (not a LeRobot checkpoint folder)")
         return folder, False
+    if not path:
+        from so100_description.paths import model_path
+
+        return model_path(), False
     folder = out_root / "policies" / f"random_act_{width}x{height}_seed{seed}"
     if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
-        log(f"building a random-initialised ACT (no trained policy yet) in {folder}")
+        log(f"building a random-initialised ACT in {folder}")
         from vla_policy_node.tools.make_random_act import make_random_act
 
         make_random_act(folder, cameras=("front", "wrist"), image_hw=(height, width), seed=seed)
@@ -327,33 +280,31 @@ def _call(node, executor, srv_type, name: str, request, timeout: float, children
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(prog="so100_demo", description=__doc__.split("\n\n")[0])
     ap.add_argument("--policy", default=os.environ.get("SO100_DEMO_POLICY", ""),
-                    help="LeRobot checkpoint folder (default: a random-initialised ACT)")
-    ap.add_argument("--duration", type=float, default=10.0, help="episode length, s of sim time")
+                    help="LeRobot checkpoint folder (default: the shipped ACT trained on the pick-and-place "
+                    f"task; '{RANDOM_POLICY}': a random-initialised ACT)")
+    ap.add_argument("--duration", type=float, default=15.0, help="episode length, s of sim time")
     ap.add_argument("--out", default="out", help="output root (a demo-<time>/ folder is made inside)")
-    ap.add_argument("--seed", type=int, default=0, help="object layout and random-policy seed")
+    ap.add_argument("--seed", type=int, default=100, help="object layout sequence (100: the first layout the shipped "
+                    "policy was evaluated on, not one it was trained on) and random-policy seed")
     ap.add_argument("--width", type=int, default=320)
     ap.add_argument("--height", type=int, default=240)
     ap.add_argument("--rtf", type=float, default=1.0, help="target real-time factor of the sim (0: max)")
-    ap.add_argument("--task", default="lift", choices=("lift", "place"), help="success criterion")
-    ap.add_argument("--instruction", default="pick up the red cube", help="task text for VLA policies")
+    ap.add_argument("--task", default="place", choices=("lift", "place"), help="success criterion")
+    ap.add_argument("--instruction", default="pick the cube and place it in the target area",
+                    help="task text for VLA policies")
     ap.add_argument("--startup-timeout", type=float, default=240.0, help="s to wait for the nodes")
     ap.add_argument("--no-video", action="store_true")
     return ap.parse_args(argv)
 
 
-def _terminate(signum, frame) -> None:
-    raise KeyboardInterrupt  # SIGTERM: same clean shutdown of the children as Ctrl-C
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _terminate)
     out_root = Path(args.out).resolve()
     run_dir = out_root / datetime.now().strftime("demo-%Y%m%d-%H%M%S")
     (run_dir / "logs").mkdir(parents=True, exist_ok=True)
     try:
-        return _run(args, out_root, run_dir)
+        with stop_on_signals():  # Ctrl-C and SIGTERM: the same clean shutdown of the children
+            return _run(args, out_root, run_dir)
     except KeyboardInterrupt:
         log("interrupted; children stopped")
         return 130
@@ -369,9 +320,7 @@ def _run(args: argparse.Namespace, out_root: Path, run_dir: Path) -> int:
     from rclpy.executors import SingleThreadedExecutor
     from std_srvs.srv import SetBool, Trigger
 
-    env = child_env()
-    children = Children(run_dir / "logs", env)
-    py = sys.executable
+    children = Children(run_dir / "logs", child_env(), say=log)
     sim_params = {"image_width": args.width, "image_height": args.height, "seed": args.seed,
                   "real_time_factor": args.rtf, "task": args.task}
     policy_params = {"policy_path": str(policy_dir), "use_sim_time": True, "task": args.instruction,
@@ -384,10 +333,8 @@ def _run(args: argparse.Namespace, out_root: Path, run_dir: Path) -> int:
     wall0 = time.monotonic()
     try:
         log(f"starting the MuJoCo sim and the policy node ({'random ACT' if is_random else policy_dir})")
-        children.start("sim", [py, "-m", "so100_bringup.sim.node", "--ros-args",
-                               *_params_file("sim.yaml"), *_ros_params(sim_params)])
-        children.start("policy", [py, "-m", "vla_policy_node.node", "--ros-args",
-                                  *_params_file("policy.yaml"), *_ros_params(policy_params)])
+        children.start("sim", node_command("so100_bringup.sim.node", "sim.yaml", sim_params))
+        children.start("policy", node_command("vla_policy_node.node", "policy.yaml", policy_params))
         recorder = _make_recorder(context, episode, video, lock)
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(recorder)
@@ -450,25 +397,6 @@ def _run(args: argparse.Namespace, out_root: Path, run_dir: Path) -> int:
         log(f"video:   {video.path}")
     log(f"summary: {run_dir / 'summary.json'}")
     return 0
-
-
-def _params_file(name: str) -> list[str]:
-    """--params-file for config/<name> when the package has it (defaults live there)."""
-    from so100_description.paths import config_path
-
-    try:
-        return ["--params-file", str(config_path(name))]
-    except FileNotFoundError:
-        return []
-
-
-def _ros_params(params: dict[str, Any]) -> list[str]:
-    out: list[str] = []
-    for key, value in params.items():
-        if isinstance(value, bool):
-            value = "true" if value else "false"
-        out += ["-p", f"{key}:={value}"]
-    return out
 
 
 if __name__ == "__main__":

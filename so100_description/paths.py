@@ -34,6 +34,18 @@ def config_path(name: str) -> Path:
     return path
 
 
+# The trained checkpoint the package ships (models/<name>/, a LeRobot pretrained_model folder).
+DEFAULT_POLICY = "act_so101_pick_place"
+
+
+def model_path(name: str = DEFAULT_POLICY) -> Path:
+    """A checkpoint folder shipped under models/ (config.json, model.safetensors, processors)."""
+    path = share_dir() / "models" / name
+    if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
+        raise FileNotFoundError(f"the shipped policy {name!r} is missing at {path} (reinstall: make setup)")
+    return path
+
+
 def launch_dir() -> Path:
     return share_dir() / "launch"
 

@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from so100_bringup.demo import Children, EpisodeLog, ensure_policy, series_stats
+from so100_bringup.demo import EpisodeLog, ensure_policy, series_stats
+from so100_bringup.processes import Children
 
 
 def test_episode_summary_rates_and_latencies():
@@ -63,3 +64,29 @@ def test_a_policy_path_without_a_checkpoint_is_refused(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="config.json"):
         ensure_policy(str(tmp_path / "empty"), tmp_path, 320, 240, 0)
+
+
+def test_the_default_policy_is_the_shipped_trained_one(tmp_path):
+    from so100_description.paths import model_path
+
+    folder, is_random = ensure_policy("", tmp_path, 320, 240, 100)
+    assert folder == model_path() and not is_random
+    assert not (tmp_path / "policies").exists()  # nothing built
+
+
+def test_launchers_stop_on_ctrl_c_even_when_started_with_sigint_ignored():
+    # A background job of a non-interactive shell (CI, `cmd &` in a script) starts with SIGINT
+    # ignored; a launcher must still turn Ctrl-C / SIGTERM into its clean shutdown.
+    import signal
+    import subprocess
+    import sys
+
+    code = ("import sys, time\nfrom so100_bringup.processes import stop_on_signals\ntry:\n"
+            "    with stop_on_signals():\n        print('ready', flush=True)\n        time.sleep(60)\n"
+            "except KeyboardInterrupt:\n    sys.exit(130)\n")
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        assert proc.stdout.readline().strip() == "ready"
+        proc.send_signal(sig)
+        assert proc.wait(timeout=20) == 130

@@ -45,3 +45,28 @@ def test_ros_and_direct_run_the_same_checkpoint(tmp_path, capsys):
     assert results["ros"]["rate"] == results["direct"]["rate"] == 0.0
     policy_log = (tmp_path / "logs" / "policy.log").read_text()
     assert "policy enabled" in policy_log
+
+
+@pytest.mark.ros
+@pytest.mark.slow
+def test_ctrl_c_stops_the_sim_and_policy_nodes(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from vla_policy_node.testing import interrupt_launcher
+    from vla_policy_node.tools.make_random_act import make_random_act
+
+    policy = tmp_path / "act"
+    make_random_act(policy, cameras=("front",), image_hw=(120, 160), chunk_size=10)
+    proc = subprocess.Popen([sys.executable, "-m", "so100_bringup.learning.evaluate", "--policy", str(policy),
+                             "--episodes", "100", "--episode-s", "2", "--modes", "ros",
+                             "--log-dir", str(tmp_path / "logs")],
+                            env=dict(os.environ, PYTHONUNBUFFERED="1"), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    pids, output = interrupt_launcher(proc, "[ros] episode 1/100")  # both nodes up and running
+    assert len(pids) == 2, output
+    assert proc.returncode == 130, output
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)

@@ -84,6 +84,37 @@ def stop_process(proc: subprocess.Popen, timeout: float = 10.0) -> str:
     return proc.stdout.read()
 
 
+def interrupt_launcher(proc: subprocess.Popen, ready: str, timeout: float = 300.0) -> tuple[list[int], str]:
+    """Read a launcher's text stdout (so100_demo, so100_evaluate: they print "(pid N)" for
+    every child) until a line contains `ready`, send it SIGINT and wait for it to exit.
+    Returns (child pids, everything it printed)."""
+    import re
+    import signal
+
+    lines: list[str] = []
+    seen_ready = threading.Event()
+
+    def read() -> None:  # in a thread: a grandchild may keep the pipe open after proc exits
+        for line in proc.stdout:
+            lines.append(line)
+            if ready in line:
+                seen_ready.set()
+        seen_ready.set()  # EOF
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        seen_ready.wait(timeout)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=60)
+        reader.join(timeout=5)
+    finally:
+        if proc.poll() is None:
+            stop_process(proc)
+    text = "".join(lines)
+    return [int(p) for p in re.findall(r"\(pid (\d+)\)", text)], text
+
+
 @dataclass
 class ReceivedTrajectory:
     received: float  # receiver's clock, s

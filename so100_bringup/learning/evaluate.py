@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
-import subprocess
 import sys
 import threading
 import time
@@ -27,6 +24,8 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+
+from so100_bringup.processes import Children, child_env, node_command, stop_on_signals
 
 
 @dataclass
@@ -43,6 +42,9 @@ class EvalSettings:
     torch_threads: int = 1
     real_time_factor: float = 1.0  # ros mode: sim pacing (the policy node runs on wall time too)
     arm_source: str = "urdf"  # scene arm model (the sim node's arm_source)
+    actions_per_chunk: int = 0  # actions used from each chunk; 0 = the checkpoint's n_action_steps
+    video_dir: Path | None = None  # direct mode: one front-camera mp4 per episode here
+    node_params: dict = field(default_factory=dict)  # ros mode: more policy-node parameters
 
 
 @dataclass
@@ -75,7 +77,8 @@ def evaluate_direct(s: EvalSettings, progress=print) -> EvalResult:
     t0 = time.monotonic()
     backend = LocalLeRobotBackend(s.policy, torch_threads=s.torch_threads)
     spec = backend.spec
-    n_actions = int(getattr(backend.config, "n_action_steps", spec.chunk_size) or spec.chunk_size)
+    n_actions = s.actions_per_chunk or int(getattr(backend.config, "n_action_steps", spec.chunk_size)
+                                           or spec.chunk_size)
     cfg = SceneConfig(image_width=s.image_width, image_height=s.image_height, arm_source=s.arm_source)
     model, names = build_scene(cfg)
     sim = ArmSim(model, names, cfg, task=s.task, seed=s.seed)
@@ -83,12 +86,14 @@ def evaluate_direct(s: EvalSettings, progress=print) -> EvalResult:
     renderer = CameraRenderer(model, cameras, cfg.image_width, cfg.image_height) if cameras else None
     converter = JointUnitConverter(nominal_calibration(cfg.variant))
     steps_per_action = max(1, int(round(1.0 / (s.fps * sim.timestep))))
+    filming = CameraRenderer(model, ["front"], cfg.image_width, cfg.image_height) if s.video_dir else None
     result = EvalResult("direct")
     try:
         for ep in range(s.episodes):
             sim.reset()  # the sim node's ~/reset: the next layout of the seeded sequence
             backend.reset()
             start, success, top = sim.time, False, 0.0
+            video = _episode_video(s.video_dir, ep, s.fps) if filming else None
             while sim.time - start < s.episode_s and not success:
                 state = converter.state_vector(dict(zip(sim.joint_names, sim.joint_positions())))
                 images = {IMAGE_PREFIX + c: fit_image(renderer.render(sim.data, c), spec.image_hw(IMAGE_PREFIX + c))
@@ -102,49 +107,45 @@ def evaluate_direct(s: EvalSettings, progress=print) -> EvalResult:
                         sim.step()
                         success = success or sim.task_success()
                     top = max(top, float(sim.cube_position()[2]))
+                    if video is not None:
+                        video.add(filming.render(sim.data, "front"))
                     if success or sim.time - start >= s.episode_s:
                         break
+            if video is not None:
+                video.close()
             result.successes.append(success)
             lifted = top > cfg.cube_size_m / 2 + 0.03
             progress(f"[direct] episode {ep + 1}/{s.episodes}: {'success' if success else 'fail'}"
                      f"{'' if success else (' (cube lifted)' if lifted else ' (cube not lifted)')}")
     finally:
-        if renderer is not None:
-            renderer.close()
+        for r in (renderer, filming):
+            if r is not None:
+                r.close()
     result.seconds = time.monotonic() - t0
     return result
+
+
+def _episode_video(video_dir: Path, episode: int, fps: float):
+    from so100_bringup.demo import VideoWriter
+
+    Path(video_dir).mkdir(parents=True, exist_ok=True)
+    return VideoWriter(Path(video_dir) / f"direct_episode_{episode:03d}", fps=fps)
 
 
 # --------------------------------------------------------------------------------------------
 # over ROS (separate processes, real DDS)
 # --------------------------------------------------------------------------------------------
-def _start(args: list[str], log_path: Path) -> subprocess.Popen:
-    env = dict(os.environ, PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0")
-    log = open(log_path, "w")
-    return subprocess.Popen([sys.executable, *args], env=env, stdout=log, stderr=subprocess.STDOUT)
+def sim_command(s: EvalSettings, cameras: Sequence[str]) -> list[str]:
+    return node_command("so100_bringup.sim.node", "sim.yaml", {
+        "task": s.task, "seed": s.seed, "cameras": list(cameras), "image_width": s.image_width,
+        "image_height": s.image_height, "real_time_factor": s.real_time_factor, "arm_source": s.arm_source})
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-
-
-def sim_args(s: EvalSettings, cameras: Sequence[str]) -> list[str]:
-    cams = "[" + ",".join(cameras) + "]"
-    return ["-m", "so100_bringup.sim.node", "--ros-args", "-p", f"task:={s.task}", "-p", f"seed:={s.seed}",
-            "-p", f"cameras:={cams}", "-p", f"image_width:={s.image_width}", "-p", f"image_height:={s.image_height}",
-            "-p", f"real_time_factor:={s.real_time_factor}", "-p", f"arm_source:={s.arm_source}"]
-
-
-def policy_args(s: EvalSettings) -> list[str]:
-    return ["-m", "vla_policy_node.node", "--ros-args", "-p", f"policy_path:={s.policy}",
-            "-p", "use_sim_time:=true", "-p", f"fps:={s.fps}", "-p", f"task:={s.instruction}",
-            "-p", f"torch_threads:={s.torch_threads}", "-p", "autostart:=false"]
+def policy_command(s: EvalSettings) -> list[str]:
+    return node_command("vla_policy_node.node", "policy.yaml", {
+        "policy_path": str(s.policy), "use_sim_time": True, "fps": s.fps, "task": s.instruction,
+        "torch_threads": s.torch_threads, "autostart": False, "actions_per_chunk": s.actions_per_chunk,
+        **s.node_params})
 
 
 def evaluate_ros(s: EvalSettings, log_dir: Path, progress=print) -> EvalResult:
@@ -160,9 +161,12 @@ def evaluate_ros(s: EvalSettings, log_dir: Path, progress=print) -> EvalResult:
     t0 = time.monotonic()
     log_dir.mkdir(parents=True, exist_ok=True)
     cameras = read_spec_from_config(Path(s.policy)).camera_names
-    procs = [_start(sim_args(s, cameras), log_dir / "sim.log"), _start(policy_args(s), log_dir / "policy.log")]
+    children = Children(log_dir, child_env(), say=progress)
+    children.start("sim", sim_command(s, cameras))
+    children.start("policy", policy_command(s))
     context = rclpy.Context()
-    rclpy.init(context=context)
+    # no rclpy signal handler: Ctrl-C is a KeyboardInterrupt here, which stops the children below
+    rclpy.init(context=context, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
     node = rclpy.create_node("evaluator", context=context,
                              parameter_overrides=[Parameter("use_sim_time", value=True)])
     state = {"success": False, "armed": False}
@@ -185,7 +189,8 @@ def evaluate_ros(s: EvalSettings, log_dir: Path, progress=print) -> EvalResult:
         future = client.call_async(request)
         deadline = time.monotonic() + timeout
         while not future.done():
-            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+            children.check()
+            if time.monotonic() > deadline:
                 raise RuntimeError(f"{client.srv_name} did not answer (see logs in {log_dir})")
             time.sleep(0.01)
         return future.result()
@@ -209,18 +214,17 @@ def evaluate_ros(s: EvalSettings, log_dir: Path, progress=print) -> EvalResult:
             if not reply.success:
                 raise RuntimeError(f"policy node refused to start: {reply.message}")
             while sim_now() - start < s.episode_s and not state["success"]:
-                if any(p.poll() is not None for p in procs):
-                    raise RuntimeError(f"a node exited (see logs in {log_dir})")
+                children.check()
                 time.sleep(0.02)
             call(enable, SetBool.Request(data=False))
             result.successes.append(bool(state["success"]))
             progress(f"[ros] episode {ep + 1}/{s.episodes}: {'success' if state['success'] else 'fail'}")
     finally:
-        executor.shutdown()
+        children.stop()  # first, whatever happens below
+        executor.shutdown(timeout_sec=5.0)
+        spin.join(timeout=5.0)  # a spinning thread left at exit aborts the interpreter
         node.destroy_node()
         rclpy.shutdown(context=context)
-        for p in procs:
-            _stop(p)
     result.seconds = time.monotonic() - t0
     return result
 
@@ -250,19 +254,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--torch-threads", type=int, default=d.torch_threads)
     ap.add_argument("--real-time-factor", type=float, default=d.real_time_factor)
     ap.add_argument("--arm-source", default=d.arm_source, choices=("urdf", "official_mjcf"))
+    ap.add_argument("--actions-per-chunk", type=int, default=d.actions_per_chunk,
+                    help="actions used from each chunk (both modes); 0 = the checkpoint's n_action_steps")
     ap.add_argument("--modes", nargs="+", default=["ros", "direct"], choices=("ros", "direct"))
     ap.add_argument("--log-dir", type=Path, default=Path("outputs/eval_logs"))
     ap.add_argument("--json", type=Path, help="also write the results here")
+    ap.add_argument("--video-dir", type=Path, help="direct mode: write one front-camera mp4 per episode here")
+    ap.add_argument("--node-param", action="append", default=[], metavar="NAME=VALUE",
+                    help="ros mode: another vla_policy_node parameter (config/policy.yaml), repeatable")
     a = ap.parse_args(argv)
+    bad = [p for p in a.node_param if "=" not in p]
+    if bad:
+        ap.error(f"--node-param takes NAME=VALUE, got {bad}")
     if not (a.policy / "config.json").is_file():
         print(f"evaluate: {a.policy} is not a LeRobot checkpoint (no config.json)", file=sys.stderr)
         return 2
     s = EvalSettings(policy=a.policy, episodes=a.episodes, seed=a.seed, episode_s=a.episode_s, task=a.task,
                      instruction=a.instruction, fps=a.fps, torch_threads=a.torch_threads,
-                     real_time_factor=a.real_time_factor, arm_source=a.arm_source)
+                     real_time_factor=a.real_time_factor, arm_source=a.arm_source,
+                     actions_per_chunk=a.actions_per_chunk, video_dir=a.video_dir,
+                     node_params=dict(p.split("=", 1) for p in a.node_param))
     results = []
-    for mode in a.modes:
-        results.append(evaluate_ros(s, a.log_dir) if mode == "ros" else evaluate_direct(s))
+    try:
+        with stop_on_signals():
+            for mode in a.modes:
+                results.append(evaluate_ros(s, a.log_dir) if mode == "ros" else evaluate_direct(s))
+    except KeyboardInterrupt:
+        print("evaluate: interrupted; the nodes were stopped", file=sys.stderr)
+        return 130
     print(table(results))
     if a.json:
         a.json.write_text(json.dumps({"settings": {k: str(v) for k, v in asdict(s).items()},
