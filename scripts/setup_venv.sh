@@ -40,7 +40,8 @@ ensure_gl_libs() {
 }
 
 stamp_of() {
-  cat requirements/*.txt setup.py package.xml | sha256sum | cut -d' ' -f1
+  # models/: the shipped checkpoints are installed under share/ too
+  cat requirements/*.txt setup.py package.xml $(find models -type f 2>/dev/null | sort) | sha256sum | cut -d' ' -f1
   echo "extras=$EXTRAS"
 }
 

@@ -10,7 +10,7 @@
 
 Both print a success rate; the command prints them side by side (goal: ros >= 0.95 x direct).
 
-    python -m so100_bringup.learning.evaluate --policy models/act_so101_pick_sim --episodes 20 --seed 100
+    python -m so100_bringup.learning.evaluate --policy models/act_so101_pick_place --episodes 50 --seed 100
 """
 from __future__ import annotations
 

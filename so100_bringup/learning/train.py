@@ -8,8 +8,8 @@ ResNet backbone starts from random weights), a loss plot (PNG, drawn with OpenCV
 logged losses, and an export of the final checkpoint as fp16/bf16 safetensors that the policy
 node loads like any LeRobot checkpoint.
 
-    python -m so100_bringup.learning.train --dataset-root data/so101_pick_sim \
-        --output-dir outputs/act_so101_pick_sim --steps 3000 --export models/act_so101_pick_sim
+    python -m so100_bringup.learning.train --dataset-root data/so101_pick_place \
+        --output-dir outputs/act_so101_pick_place --steps 3000 --export models/act_so101_pick_place
 """
 from __future__ import annotations
 
@@ -287,7 +287,7 @@ def parse_args(argv: Sequence[str] | None = None) -> tuple[TrainSettings, argpar
     ap.add_argument("--video-backend", default=d.video_backend)
     ap.add_argument("--episodes", type=int, nargs="*", help="train on these episode indices only")
     ap.add_argument("--export", type=Path, help="write the final checkpoint here as reduced-precision "
-                    "safetensors (e.g. models/act_so101_pick_sim)")
+                    "safetensors (e.g. models/act_so101_pick_place)")
     ap.add_argument("--export-dtype", default="float16", choices=("float16", "bfloat16", "float32"))
     args = ap.parse_args(argv)
     s = TrainSettings(dataset_root=args.dataset_root, output_dir=args.output_dir, repo_id=args.repo_id,
