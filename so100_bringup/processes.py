@@ -119,13 +119,15 @@ def params_file_args(name: str) -> list[str]:
 
 
 def ros_param_args(params: Mapping[str, Any]) -> list[str]:
-    """-p name:=value arguments; booleans as true/false, sequences as [a,b]."""
+    """-p name:=value arguments; booleans as true/false, sequences as [a,b], "" as ''."""
     out: list[str] = []
     for key, value in params.items():
         if isinstance(value, bool):
             value = "true" if value else "false"
         elif isinstance(value, (list, tuple)):
             value = "[" + ",".join(str(v) for v in value) + "]"
+        elif value == "":
+            value = "''"  # `-p name:=` alone is not a value
         out += ["-p", f"{key}:={value}"]
     return out
 

@@ -90,3 +90,13 @@ def test_launchers_stop_on_ctrl_c_even_when_started_with_sigint_ignored():
         assert proc.stdout.readline().strip() == "ready"
         proc.send_signal(sig)
         assert proc.wait(timeout=20) == 130
+
+
+def test_node_command_lines():
+    from so100_bringup.processes import node_command, ros_param_args
+
+    assert ros_param_args({"a": True, "b": [1, 2], "c": "", "d": 0.5, "e": "pick it"}) == [
+        "-p", "a:=true", "-p", "b:=[1,2]", "-p", "c:=''", "-p", "d:=0.5", "-p", "e:=pick it"]
+    cmd = node_command("so100_bringup.sim.node", "sim.yaml", {"seed": 3})
+    assert cmd[1:4] == ["-m", "so100_bringup.sim.node", "--ros-args"] and cmd[-2:] == ["-p", "seed:=3"]
+    assert cmd[4] == "--params-file" and cmd[5].endswith("sim.yaml")

@@ -9,7 +9,6 @@ import contextlib
 import os
 import subprocess
 import tempfile
-import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -18,19 +17,6 @@ from typing import Any, Callable, Iterator, Mapping, Sequence
 import numpy as np
 
 from so100_description.joints import JOINT_NAMES
-
-
-def ros_arg_list(params: Mapping[str, Any]) -> list[str]:
-    args = ["--ros-args"]
-    for name, value in params.items():
-        if isinstance(value, bool):
-            text = "true" if value else "false"
-        elif isinstance(value, str):
-            text = value if value else "''"
-        else:
-            text = repr(value)
-        args += ["-p", f"{name}:={text}"]
-    return args
 
 
 def start_node_process(module: str, params: Mapping[str, Any] | None = None, ros_args: Sequence[str] = (),
@@ -43,8 +29,9 @@ def start_node_process(module: str, params: Mapping[str, Any] | None = None, ros
     full_env = os.environ.copy()
     full_env.update(env or {})
     full_env.setdefault("PYTHONUNBUFFERED", "1")
-    overrides = ros_arg_list(params or {})[1:]  # the -p pairs, after the given ros_args
-    argv = [sys.executable, "-m", module, "--ros-args", *ros_args, *overrides]
+    from so100_bringup.processes import node_command, ros_param_args
+
+    argv = [*node_command(module), *ros_args, *ros_param_args(params or {})]
     if log_path:
         with open(log_path, "w") as out:  # the child keeps its own handle
             return subprocess.Popen(argv, env=full_env, stdout=out, stderr=subprocess.STDOUT, text=True)
@@ -94,7 +81,7 @@ def interrupt_launcher(proc: subprocess.Popen, ready: str, timeout: float = 300.
     lines: list[str] = []
     seen_ready = threading.Event()
 
-    def read() -> None:  # in a thread: a grandchild may keep the pipe open after proc exits
+    def read() -> None:  # in a thread, so waiting for `ready` has a deadline even in silence
         for line in proc.stdout:
             lines.append(line)
             if ready in line:
