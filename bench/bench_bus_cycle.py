@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 
 import scservo_sdk as scs  # noqa: E402
 
-from so100_bringup.calibration import nominal_calibration  # noqa: E402
+from so100_description.calibration import nominal_calibration  # noqa: E402
 from so100_bringup.feetech import registers as R  # noqa: E402
 from so100_bringup.feetech.arm import ArmConfig, SO100Arm  # noqa: E402
 from so100_bringup.feetech.bus import FeetechBus  # noqa: E402

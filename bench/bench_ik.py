@@ -26,7 +26,7 @@ from typing import Callable
 import numpy as np
 
 from so100_description import robot_description
-from vla_policy_node.ik import IKResult, IKTarget, PinocchioIK, SolverSettings
+from so100_description.ik import IKResult, IKTarget, PinocchioIK, SolverSettings
 
 
 def _timed(fn: Callable[[], IKResult]) -> tuple[IKResult, float, float]:

@@ -1,4 +1,4 @@
-"""Training speed of the default small ACT on one CPU core (issue 6: "well under an hour").
+"""Training speed of the default small ACT on one CPU core (goal: well under an hour).
 
 Records a synthetic dataset with the recorder core (2 cameras, default 96x128 as the
 documented recording setting, MP4 video, 30 fps),
@@ -21,7 +21,7 @@ import numpy as np
 
 
 def make_dataset(root: Path, hw: tuple[int, int], episodes: int = 2, frames: int = 90) -> None:
-    from so100_bringup.calibration import JointUnitConverter, nominal_calibration
+    from so100_description.calibration import JointUnitConverter, nominal_calibration
     from so100_bringup.recorder.core import DatasetSession, FrameBuilder, dataset_features
     from so100_description.joints import JOINT_NAMES
 

@@ -29,9 +29,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("ROS_DOMAIN_ID", str(50 + os.getpid() % 40))
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "test"))  # support: the test helpers (fake robot I/O, node processes)
 
-from so100_bringup.calibration import JointUnitConverter, nominal_calibration  # noqa: E402
-from so100_bringup.follower import TrajectoryFollower, TrajectoryPoint  # noqa: E402
+from so100_description.calibration import JointUnitConverter, nominal_calibration  # noqa: E402
+from so100_bringup.control.follower import TrajectoryFollower, TrajectoryPoint  # noqa: E402
 from so100_description.joints import JOINT_NAMES  # noqa: E402
 from vla_policy_node.actions import JointActionMapper  # noqa: E402
 from vla_policy_node.backends.base import PolicyBackend, PolicyInput, PolicySpec  # noqa: E402
@@ -61,7 +62,7 @@ def bench_p1(policy_dir: Path, rounds: int) -> None:
     from rclpy.parameter import Parameter
 
     from vla_policy_node.node import PolicyNode
-    from vla_policy_node.testing import Spinner, make_fake_io_node, start_policy_node, stop_process, wait_for
+    from support.ros import Spinner, make_fake_io_node, start_policy_node, stop_process, wait_for
 
     h, w = 480, 640
     cams = {"front": ("/camera/front/image_raw", (h, w), "rgb8")}
@@ -305,7 +306,7 @@ def main() -> int:
         import torch
 
         torch.set_num_threads(1)
-        from vla_policy_node.tools.make_random_act import make_random_act
+        from so100_bringup.learning.random_act import make_random_act
 
         with tempfile.TemporaryDirectory() as tmp:
             policy = make_random_act(Path(tmp) / "act", cameras=("front",), image_hw=(480, 640), chunk_size=100)

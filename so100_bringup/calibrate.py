@@ -18,7 +18,7 @@ import threading
 from pathlib import Path
 from typing import Callable
 
-from so100_bringup.calibration import (FULL_TURN_JOINTS, HALF_TURN_MID, MotorCalibration, save_calibration)
+from so100_description.calibration import (FULL_TURN_JOINTS, HALF_TURN_MID, MotorCalibration, save_calibration)
 from so100_bringup.feetech.bus import BusError, FeetechBus
 from so100_bringup.feetech.registers import REGISTERS, TICKS_PER_REV, decode_block
 from so100_description.joints import JOINT_NAMES, MOTOR_IDS

@@ -163,7 +163,7 @@ def ensure_policy(path: str | None, out_root: Path, width: int, height: int, see
     folder = out_root / "policies" / f"random_act_{width}x{height}_seed{seed}"
     if not (folder / "config.json").is_file() or not (folder / "model.safetensors").is_file():
         log(f"building a random-initialised ACT in {folder}")
-        from vla_policy_node.tools.make_random_act import make_random_act
+        from so100_bringup.learning.random_act import make_random_act
 
         make_random_act(folder, cameras=("front", "wrist"), image_hw=(height, width), seed=seed)
     return folder, True
@@ -181,7 +181,7 @@ def _make_recorder(context, episode: EpisodeLog, video: VideoWriter | None, lock
     from std_msgs.msg import Bool
     from trajectory_msgs.msg import JointTrajectory
 
-    from so100_bringup.ros_common import COMMAND_QOS, IMAGE_QOS, LATCHED_QOS, STATE_QOS
+    from so100_common.ros_node import COMMAND_QOS, IMAGE_QOS, LATCHED_QOS, STATE_QOS
 
     def secs(stamp) -> float:
         return stamp.sec + stamp.nanosec * 1e-9

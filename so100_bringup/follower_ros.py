@@ -6,8 +6,8 @@ from typing import Callable
 from rclpy.node import Node
 from trajectory_msgs.msg import JointTrajectory
 
-from so100_bringup.follower import TrajectoryFollower, TrajectoryRejected, points_from_msg
-from so100_bringup.ros_common import COMMAND_QOS, now_seconds
+from so100_bringup.control.follower import TrajectoryFollower, TrajectoryRejected, points_from_msg
+from so100_common.ros_node import COMMAND_QOS, now_seconds
 
 
 class TrajectoryFollowerBridge:
@@ -19,8 +19,8 @@ class TrajectoryFollowerBridge:
     """
 
     def __init__(self, node: Node, follower: TrajectoryFollower,
-                 arm_topic: str = "/arm_controller/joint_trajectory",
-                 gripper_topic: str = "/gripper_controller/joint_trajectory",
+                 arm_topic: str = "arm_controller/joint_trajectory",
+                 gripper_topic: str = "gripper_controller/joint_trajectory",
                  now_fn: Callable[[], float] | None = None,
                  accept: Callable[[], bool] | None = None):
         self._node = node

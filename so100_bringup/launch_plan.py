@@ -12,7 +12,8 @@ Optional parts: the VLA policy node, MoveIt's move_group, RViz.
 
     python -m so100_bringup.launch_plan hardware:=mujoco policy:=true   # print the plan
     python -m so100_bringup.launch_plan --run hardware:=real control:=standalone port:=/dev/ttyACM0
-        # pip-only machine: start this package's nodes of the plan as processes
+        # pip-only machine: start this package's nodes of the plan as processes (through
+        # so100_bringup.processes, their output on the terminal); Ctrl-C stops them in order
 """
 from __future__ import annotations
 
@@ -477,63 +478,64 @@ def describe(plan: Plan) -> str:
 
 
 # -- pip-only machines: run the plan's own nodes as processes ---------------------------------
-def node_command(spec: NodeSpec, bin_dir: Path | None = None) -> list[str]:
-    """argv that starts one of this package's nodes with the spec's name, namespace, parameter
-    files, overrides and remaps (what launch_ros would pass), through its console script."""
+def console_script_module(executable: str) -> str:
+    """The module behind one of this package's console scripts (from its installed entry points)."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="console_scripts", name=executable):
+        if ep.dist is None or ep.dist.name.replace("-", "_") == PACKAGE:
+            return ep.module
+    raise LookupError(f"{executable}: no console script of an installed {PACKAGE} "
+                      "(pip install -e . or colcon build installs them)")
+
+
+def command_for(spec: NodeSpec) -> list[str]:
+    """argv that starts one of this package's nodes (processes.node_command, `python -m <module>`)
+    with the spec's name, namespace, parameter files, overrides and remaps: what launch_ros
+    would pass to its console script."""
+    from so100_bringup.processes import node_command
+
     if spec.package != PACKAGE:
         raise ValueError(f"{spec.package}/{spec.executable} is not a node of {PACKAGE}")
-    script = Path(bin_dir or Path(sys.executable).parent) / spec.executable
-    argv = [str(script), "--ros-args"]
-    if spec.name:
-        argv += ["-r", f"__node:={spec.name}"]
-    if spec.namespace:
-        argv += ["-r", f"__ns:=/{spec.namespace}"]
-    for src, dst in spec.remappings:
-        argv += ["-r", f"{src}:={dst}"]
+    files = [p for p in spec.parameters if isinstance(p, str)]
     overrides: dict[str, Any] = {}
     for params in spec.parameters:
-        if isinstance(params, str):
-            argv += ["--params-file", params]
-        else:
+        if not isinstance(params, str):
             overrides.update(params)
     if overrides:  # one file keeps types exact (no -p string parsing)
         key = f"/{spec.namespace}/{spec.name}" if spec.namespace else f"/{spec.name}"
-        argv += ["--params-file", _write_params({key: {"ros__parameters": overrides}},
-                                                f"{spec.name}_overrides.yaml")]
-    argv += spec.arguments
-    return argv
+        files.append(_write_params({key: {"ros__parameters": overrides}}, f"{spec.name}_overrides.yaml"))
+    return node_command(console_script_module(spec.executable), name=spec.name, namespace=spec.namespace,
+                        remappings=spec.remappings, param_files=files, arguments=spec.arguments)
 
 
 def run(plan: Plan, env: Mapping[str, str] | None = None) -> int:
-    """Start the plan's own nodes (the others need a ROS install and are listed), wait until one
-    exits or Ctrl-C, then stop them all."""
-    import signal
-    import subprocess
-    import time
+    """Start the plan's own nodes (the others need a ROS install and are listed) with their output
+    on this terminal, wait until one exits or Ctrl-C / SIGTERM, then stop them all in order.
+    Returns the highest exit code of the nodes."""
+    from so100_bringup.processes import Children, child_env, stop_on_signals
 
-    own = [n for n in plan.nodes if n.package == PACKAGE]
+    def say(text: str) -> None:
+        print(f"[launch_plan] {text}", flush=True)
+
     for node in plan.nodes:
         if node.package != PACKAGE:
-            print(f"[launch_plan] skipped {node.package}/{node.executable}: needs a ROS 2 install", flush=True)
-    procs = [subprocess.Popen(node_command(n), env=dict(env or os.environ)) for n in own]
-    stop = {"now": False}
-    signal.signal(signal.SIGTERM, lambda *_: stop.update(now=True))
+            say(f"skipped {node.package}/{node.executable}: needs a ROS 2 install")
+    if not any(node.package == PACKAGE for node in plan.nodes):
+        say("no node of this package in the plan: nothing to run")
+        return 0
+    children = Children(None, {**(child_env() if env is None else env), **plan.environment}, say=say)
     try:
-        while not stop["now"] and all(p.poll() is None for p in procs):
-            time.sleep(0.2)
+        with stop_on_signals():
+            for node in plan.nodes:
+                if node.package == PACKAGE:
+                    children.start(node.name or node.executable, command_for(node))
+            say(f"{children.wait_any()} exited; stopping the others")
     except KeyboardInterrupt:
-        pass
+        say("stopping")
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGINT)
-        for p in procs:
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-    return max((p.returncode or 0 for p in procs), default=0)
+        children.stop()
+    return max((p.returncode or 0 for p in children.procs.values()), default=0)
 
 
 def main(argv: list[str] | None = None) -> int:

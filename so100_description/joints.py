@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Sequence
 
 import numpy as np
 import yaml
@@ -44,12 +44,29 @@ def joint_limits(variant: str = "so101") -> dict[str, JointLimit]:
     return {name: JointLimit(**{k: float(v) for k, v in table[name].items()}) for name in JOINT_NAMES}
 
 
-def limit_arrays(joints: Sequence[str], variant: str = "so101",
-                 prefix: str = "") -> tuple[np.ndarray, np.ndarray]:
-    """(lower, upper) position limits for `joints` (names may carry `prefix`)."""
-    table = joint_limits(variant)
-    lims = [table[strip_prefix(j, prefix)] for j in joints]
-    return np.array([l.lower for l in lims]), np.array([l.upper for l in lims])
+@dataclass(frozen=True)
+class LimitArrays:
+    """Limits of a list of joints as arrays (their order): the one place they are built."""
+
+    lower: np.ndarray  # rad
+    upper: np.ndarray  # rad
+    velocity: np.ndarray  # rad/s
+    acceleration: np.ndarray  # rad/s^2
+    effort: np.ndarray  # N*m
+
+    @classmethod
+    def for_joints(cls, joints: Sequence[str], variant: str = "so101", prefix: str = "",
+                   velocity_scale: float = 1.0, acceleration_scale: float = 1.0) -> "LimitArrays":
+        """Limits of `joints` (names may carry `prefix`); velocity and acceleration scaled."""
+        table = joint_limits(variant)
+        lims = [table[strip_prefix(j, prefix)] for j in joints]
+        return cls(lower=np.array([l.lower for l in lims]), upper=np.array([l.upper for l in lims]),
+                   velocity=np.array([l.velocity for l in lims]) * float(velocity_scale),
+                   acceleration=np.array([l.acceleration for l in lims]) * float(acceleration_scale),
+                   effort=np.array([l.effort for l in lims]))
+
+    def clamp(self, positions: np.ndarray) -> np.ndarray:
+        return np.clip(positions, self.lower, self.upper)
 
 
 def strip_prefix(joint: str, prefix: str = "") -> str:
@@ -60,10 +77,3 @@ def strip_prefix(joint: str, prefix: str = "") -> str:
 
 def prefixed(names: Sequence[str], prefix: str = "") -> list[str]:
     return [prefix + n for n in names]
-
-
-def clamp_positions(positions: Mapping[str, float], variant: str = "so101",
-                    prefix: str = "") -> dict[str, float]:
-    """Clamp a {joint: rad} mapping to the URDF position limits."""
-    table = joint_limits(variant)
-    return {j: table[strip_prefix(j, prefix)].clamp(float(p)) for j, p in positions.items()}

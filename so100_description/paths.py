@@ -7,7 +7,6 @@ from pathlib import Path
 
 PACKAGE = "so100_vla"
 SOURCE_ROOT = Path(__file__).resolve().parent.parent  # repo root when running from a checkout
-DESCRIPTION_DIR = Path(__file__).resolve().parent  # so100_description/ (urdf/, config/, ...)
 
 
 def share_dir() -> Path:
@@ -44,10 +43,6 @@ def model_path(name: str = DEFAULT_POLICY) -> Path:
     if not (path / "config.json").is_file() or not (path / "model.safetensors").is_file():
         raise FileNotFoundError(f"the shipped policy {name!r} is missing at {path} (reinstall: make setup)")
     return path
-
-
-def launch_dir() -> Path:
-    return share_dir() / "launch"
 
 
 def ensure_ament_prefix() -> None:

@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
+if str(REPO / "test") not in sys.path:  # `support` (test helpers) under any --import-mode
+    sys.path.insert(0, str(REPO / "test"))
 _TMP = Path(tempfile.mkdtemp(prefix="so100_vla_test_"))
 os.environ.setdefault("ROS_DOMAIN_ID", str(random.Random(os.getpid()).randint(1, 101)))
 os.environ["ROS_LOG_DIR"] = str(_TMP / "ros_log")

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from so100_bringup.calibration import (ArmUnits, CalibrationError, JointUnitConverter, MotorCalibration,
+from so100_description.calibration import (ArmUnits, CalibrationError, JointUnitConverter, MotorCalibration,
                                        load_calibration, nominal_calibration, save_calibration)
 from so100_description.joints import ARM_JOINTS, JOINT_NAMES, joint_limits
 

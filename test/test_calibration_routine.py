@@ -8,7 +8,7 @@ import time
 import pytest
 
 from so100_bringup.calibrate import calibrate
-from so100_bringup.calibration import JointUnitConverter, load_calibration, save_calibration
+from so100_description.calibration import JointUnitConverter, load_calibration, save_calibration
 from so100_bringup.feetech.bus import BusError, FeetechBus
 from so100_bringup.feetech.emulator import Sts3215Emulator
 from so100_description.joints import JOINT_NAMES, MOTOR_IDS

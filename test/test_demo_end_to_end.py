@@ -15,7 +15,7 @@ pytest.importorskip("rclpy", reason="rclpy not installed (make setup installs th
 pytest.importorskip("lerobot", reason="lerobot not installed (make setup installs the policy extra)")
 pytest.importorskip("imageio", reason="imageio not installed (make setup installs the sim extra)")
 
-from vla_policy_node.testing import interrupt_launcher, stop_process  # noqa: E402
+from support.ros import interrupt_launcher, stop_process  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
 

@@ -1,4 +1,5 @@
-"""The demo launcher's plain-Python pieces: statistics, child-process handling, policy lookup."""
+"""The demo launcher's plain-Python pieces: statistics, child processes (so100_bringup.processes,
+shared by every launcher), policy lookup."""
 from __future__ import annotations
 
 import sys
@@ -58,6 +59,17 @@ def test_a_dead_child_is_reported_with_its_log(tmp_path):
     proc.wait(timeout=20)
     with pytest.raises(RuntimeError, match="broken exited with code 3(.|\n)*checkpoint is corrupt"):
         kids.check()
+
+
+def test_children_without_a_log_dir_write_to_this_terminal(capfd):
+    kids = Children(None, env={})  # what `launch_plan --run` uses: output on the terminal
+    kids.start("chatty", [sys.executable, "-c", "print('hello from the child', flush=True)"])
+    assert kids.wait_any(poll_s=0.05) == "chatty"
+    assert "hello from the child" in capfd.readouterr().out
+    assert kids.log_path("chatty") is None and kids.tail("chatty") == []
+    with pytest.raises(RuntimeError, match="^chatty exited with code 0$"):
+        kids.check()
+    kids.stop()
 
 
 def test_a_policy_path_without_a_checkpoint_is_refused(tmp_path):

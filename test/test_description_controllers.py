@@ -23,7 +23,7 @@ def test_controller_manager_declares_the_three_controllers(controllers):
     cm = params(controllers, "controller_manager")
     assert 50 <= cm["update_rate"] <= 500
     assert cm["joint_state_broadcaster"]["type"] == "joint_state_broadcaster/JointStateBroadcaster"
-    # INTERFACES.md: /arm_controller/joint_trajectory and /gripper_controller/joint_trajectory
+    # the policy node publishes arm_controller/joint_trajectory and gripper_controller/joint_trajectory
     assert cm["arm_controller"]["type"] == "joint_trajectory_controller/JointTrajectoryController"
     assert cm["gripper_controller"]["type"] == "joint_trajectory_controller/JointTrajectoryController"
 

@@ -13,7 +13,7 @@ from so100_description import JOINT_NAMES, joint_limits, robot_description
 
 pin = pytest.importorskip("pinocchio", reason="pin (pinocchio) not installed: pip install '.[kinematics]'")
 
-# Published SO-101 limits (official so101_new_calib model; issue 2).
+# Published SO-101 limits (official so101_new_calib model).
 PUBLISHED_SO101 = {
     "shoulder_pan": (-1.91986, 1.91986), "shoulder_lift": (-1.74533, 1.74533),
     "elbow_flex": (-1.69, 1.69), "wrist_flex": (-1.65806, 1.65806),

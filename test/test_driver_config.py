@@ -31,7 +31,7 @@ def test_driver_never_needs_torch_or_lerobot():
         "        if name.split('.')[0] in ('torch', 'lerobot'):\n"
         "            raise ImportError(f'{name} is not installed on this robot PC')\n"
         "sys.meta_path.insert(0, Block())\n"
-        "import so100_bringup.calibration, so100_bringup.feetech.bus, so100_bringup.feetech.arm\n"
+        "import so100_description.calibration, so100_bringup.feetech.bus, so100_bringup.feetech.arm\n"
         "import so100_bringup.feetech.emulator\n"
         "try:\n"
         "    import rclpy\n"

@@ -18,10 +18,10 @@ from sensor_msgs.msg import JointState  # noqa: E402
 from std_srvs.srv import SetBool, Trigger  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
-from so100_bringup.calibration import JointUnitConverter, load_calibration  # noqa: E402
+from so100_description.calibration import JointUnitConverter, load_calibration  # noqa: E402
 from so100_bringup.feetech.emulator import Sts3215Emulator  # noqa: E402
 from so100_description.joints import ARM_JOINTS, JOINT_NAMES, joint_limits  # noqa: E402
-from vla_policy_node.testing import (Spinner, call_service, initialized_context, start_node_process,  # noqa: E402
+from support.ros import (Spinner, call_service, initialized_context, start_node_process,  # noqa: E402
                                      stop_process, wait_for)
 
 CAL_FILE = Path(__file__).resolve().parent / "data" / "so101_follower_calibration.json"

@@ -56,7 +56,7 @@ def test_register_table_matches_lerobot_and_reference():
     for name, bit in tables.STS_SMS_SERIES_ENCODINGS_TABLE.items():
         if name in R.REGISTERS:
             assert R.REGISTERS[name].sign_bit == bit, name
-    # REFERENCE.md table
+    # the STS3215 control table (docs/real_arm.md, "STS3215 protocol")
     expected = {"ID": 5, "Return_Delay_Time": 7, "Homing_Offset": 31, "Torque_Enable": 40, "Goal_Position": 42,
                 "Lock": 55, "Present_Position": 56, "Present_Load": 60, "Present_Current": 69,
                 "Maximum_Acceleration": 85}

@@ -6,17 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from so100_bringup.calibration import load_calibration
+from so100_description.calibration import load_calibration
 from so100_bringup.feetech import registers as R
 from so100_bringup.feetech.emulator import Sts3215Emulator
-from vla_policy_node import testing
+from support import ros
 
 scs = pytest.importorskip("scservo_sdk", reason="feetech-servo-sdk not installed")
 CAL_FILE = Path(__file__).resolve().parent / "data" / "so101_follower_calibration.json"
 
 
 def wait_for(predicate, timeout=3.0):
-    return testing.wait_for(predicate, timeout, poll=0.01)
+    return ros.wait_for(predicate, timeout, poll=0.01)
 
 
 @pytest.fixture()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from so100_bringup.follower import (TrajectoryFollower, TrajectoryPoint, TrajectoryRejected,
+from so100_bringup.control.follower import (TrajectoryFollower, TrajectoryPoint, TrajectoryRejected,
                                     points_from_msg)
 
 NAMES = ["a", "b", "g"]

@@ -9,8 +9,8 @@ import pytest
 pytest.importorskip("pinocchio", reason="pinocchio (PyPI `pin`, extra `kinematics`) not installed")
 
 from so100_description import robot_description  # noqa: E402
-from so100_description.joints import ARM_JOINTS, limit_arrays  # noqa: E402
-from vla_policy_node.ik import (IKTarget, MoveItIK, PinocchioIK, SolverSettings,  # noqa: E402
+from so100_description.joints import ARM_JOINTS, LimitArrays  # noqa: E402
+from so100_description.ik import (IKTarget, MoveItIK, PinocchioIK, SolverSettings,  # noqa: E402
                                 make_ik_solver, moveit_available)
 
 N_TARGETS = 200
@@ -40,7 +40,8 @@ def _approach(ik: PinocchioIK, pose: np.ndarray) -> np.ndarray:
 
 
 def test_limits_come_from_joint_limits_yaml(ik):
-    lower, upper = limit_arrays(ARM_JOINTS, "so101")
+    limits = LimitArrays.for_joints(ARM_JOINTS, "so101")
+    lower, upper = limits.lower, limits.upper
     assert ik.joint_names == ARM_JOINTS
     np.testing.assert_allclose(ik.lower, lower)
     np.testing.assert_allclose(ik.upper, upper)
@@ -112,7 +113,7 @@ def test_unreachable_target_gives_best_pose_a_warning_and_no_jump(ik, caplog):
     seed = np.array([0.2, -0.4, 0.5, 0.3, 0.0])
     start = ik.fk(seed)[:3, 3]
     far = start + np.array([1.0, 0.5, 0.3])  # a metre outside the workspace
-    with caplog.at_level(logging.WARNING, logger="vla_policy_node.ik"):
+    with caplog.at_level(logging.WARNING, logger="so100_description.ik"):
         res = ik.solve(IKTarget(far), seed, max_step=0.1)
     assert not res.reached
     assert "unreachable" in caplog.text

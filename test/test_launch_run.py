@@ -18,7 +18,7 @@ rclpy = pytest.importorskip("rclpy", reason="rclpy not installed (make setup ins
 from sensor_msgs.msg import JointState  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
-from vla_policy_node.testing import Spinner, stop_process, wait_for  # noqa: E402
+from support.ros import Spinner, stop_process, wait_for  # noqa: E402
 
 pytestmark = pytest.mark.ros
 
@@ -31,8 +31,8 @@ def test_node_command_carries_name_namespace_and_parameters():
     plan = lp.bringup_plan(lp.parse_args({"hardware": "real", "control": "standalone", "namespace": "lab",
                                           "port": "/dev/ttyUSB7"}))
     driver = next(n for n in plan.nodes if n.package == lp.PACKAGE)
-    argv = lp.node_command(driver)
-    assert Path(argv[0]).name == "so100_driver" and argv[1] == "--ros-args"
+    argv = lp.command_for(driver)
+    assert argv[0] == sys.executable and argv[1:4] == ["-m", "so100_bringup.driver_node", "--ros-args"]
     assert "__node:=so100_driver" in argv and "__ns:=/lab" in argv
     files = [argv[i + 1] for i, a in enumerate(argv) if a == "--params-file"]
     import yaml
@@ -41,11 +41,11 @@ def test_node_command_carries_name_namespace_and_parameters():
     assert overrides == {"/lab/so100_driver": {"ros__parameters": {
         "variant": "so101", "mode": "standalone", "port": "/dev/ttyUSB7", "use_sim_time": False}}}
     with pytest.raises(ValueError):
-        lp.node_command(plan.nodes[0])  # robot_state_publisher: not ours
+        lp.command_for(plan.nodes[0])  # robot_state_publisher: not ours
 
 
 def test_run_real_plan_standalone_against_the_emulator(tmp_path, rclpy_context):
-    from so100_bringup.calibration import load_calibration
+    from so100_description.calibration import load_calibration
     from so100_bringup.feetech.emulator import Sts3215Emulator
 
     link = tmp_path / "arm"

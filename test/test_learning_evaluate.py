@@ -26,7 +26,7 @@ def test_refuses_non_checkpoint(tmp_path, capsys):
 @pytest.mark.ros
 @pytest.mark.slow
 def test_ros_and_direct_run_the_same_checkpoint(tmp_path, capsys):
-    from vla_policy_node.tools.make_random_act import make_random_act
+    from so100_bringup.learning.random_act import make_random_act
 
     policy = tmp_path / "act"
     make_random_act(policy, cameras=("front",), image_hw=(120, 160), chunk_size=10)
@@ -54,8 +54,8 @@ def test_ctrl_c_stops_the_sim_and_policy_nodes(tmp_path):
     import subprocess
     import sys
 
-    from vla_policy_node.testing import interrupt_launcher
-    from vla_policy_node.tools.make_random_act import make_random_act
+    from support.ros import interrupt_launcher
+    from so100_bringup.learning.random_act import make_random_act
 
     policy = tmp_path / "act"
     make_random_act(policy, cameras=("front",), image_hw=(120, 160), chunk_size=10)

@@ -10,7 +10,7 @@ import pytest
 pytest.importorskip("datasets", reason="lerobot[dataset] not installed (make setup)")
 pytest.importorskip("accelerate", reason="lerobot[training] not installed (make setup)")
 
-from so100_bringup.calibration import JointUnitConverter, nominal_calibration  # noqa: E402
+from so100_description.calibration import JointUnitConverter, nominal_calibration  # noqa: E402
 from so100_bringup.learning import train as T  # noqa: E402
 from so100_bringup.recorder.core import DatasetSession, FrameBuilder, dataset_features  # noqa: E402
 from so100_description.joints import JOINT_NAMES  # noqa: E402

@@ -13,7 +13,7 @@ pytest.importorskip("lerobot", reason="lerobot is not installed (pip install so1
 from vla_policy_node.backends import CheckpointError, check_compatibility, read_spec_from_config  # noqa: E402
 from vla_policy_node.backends.base import PolicyInput  # noqa: E402
 from vla_policy_node.backends.local import LocalLeRobotBackend  # noqa: E402
-from vla_policy_node.tools.make_random_act import make_random_act  # noqa: E402
+from so100_bringup.learning.random_act import make_random_act  # noqa: E402
 
 HW = (48, 64)
 

@@ -7,13 +7,14 @@ import types
 import numpy as np
 import pytest
 
-from so100_bringup.calibration import JointUnitConverter, nominal_calibration
+from so100_description.calibration import JointUnitConverter, nominal_calibration
 from so100_description.joints import JOINT_NAMES, joint_limits
 from vla_policy_node.backends.base import PolicyBackend, PolicyInput, PolicySpec
 from vla_policy_node.chunking import ChunkScheduler
-from vla_policy_node.image_conversion import (ImageConversionError, compressed_msg_to_rgb, image_msg_to_rgb,
+from so100_common.images import (ImageConversionError, compressed_msg_to_rgb, image_msg_to_rgb,
                                               rgb_to_compressed_bytes, rgb_to_image_fields)
-from vla_policy_node.observation import JointStateError, ObservationBuilder, ObservationUnavailable, fit_image
+from so100_common.images import fit_image
+from vla_policy_node.observation import JointStateError, ObservationBuilder, ObservationUnavailable
 from vla_policy_node.runner import PolicyRunner
 from vla_policy_node.safety import InvalidPolicyOutput, JointLimiter, LimitArrays, validate_chunk
 

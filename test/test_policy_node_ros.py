@@ -20,9 +20,9 @@ pytest.importorskip("lerobot", reason="lerobot is not installed (pip install so1
 from std_srvs.srv import SetBool, Trigger  # noqa: E402
 
 from so100_description.joints import ARM_JOINTS, joint_limits  # noqa: E402
-from vla_policy_node.testing import (Spinner, call_service, make_fake_io_node, start_policy_node,  # noqa: E402
+from support.ros import (Spinner, call_service, make_fake_io_node, start_policy_node,  # noqa: E402
                                      stop_process, wait_for)
-from vla_policy_node.tools.make_random_act import make_random_act, override_action_stats  # noqa: E402
+from so100_bringup.learning.random_act import make_random_act, override_action_stats  # noqa: E402
 
 pytestmark = pytest.mark.ros
 HW = (48, 64)
@@ -173,7 +173,7 @@ def test_node_survives_bad_inputs_and_waits_on_stale_ones(ros, known_policy):
     assert wait_for(lambda: _count(io) >= 3, 60), ros.log()
 
     from sensor_msgs.msg import Image, JointState
-    from so100_bringup.ros_common import IMAGE_QOS
+    from so100_common.ros_node import IMAGE_QOS
     bad_img = io.create_publisher(Image, "/camera/front/image_raw", IMAGE_QOS)
     bad_state = io.create_publisher(JointState, "/joint_states", 10)
     assert wait_for(lambda: bad_img.get_subscription_count() >= 1 and bad_state.get_subscription_count() >= 1, 10)

@@ -20,8 +20,8 @@ from vla_policy_node.backends import CheckpointError  # noqa: E402
 from vla_policy_node.backends.base import PolicyInput  # noqa: E402
 from vla_policy_node.backends.local import LocalLeRobotBackend  # noqa: E402
 from vla_policy_node.backends.remote import RemotePolicyServerBackend  # noqa: E402
-from vla_policy_node.testing import stop_process  # noqa: E402
-from vla_policy_node.tools.make_random_act import make_random_act  # noqa: E402
+from support.ros import stop_process  # noqa: E402
+from so100_bringup.learning.random_act import make_random_act  # noqa: E402
 
 HW = (48, 64)
 
@@ -101,7 +101,7 @@ def test_remote_errors_are_clear(server, act_dir):
 def test_node_with_remote_backend_publishes_trajectories(server, act_dir, rclpy_context, tmp_path):
     pytest.importorskip("rclpy", reason="rclpy not installed")
     from so100_description.joints import ARM_JOINTS
-    from vla_policy_node.testing import Spinner, make_fake_io_node, start_policy_node, wait_for
+    from support.ros import Spinner, make_fake_io_node, start_policy_node, wait_for
 
     cams = {c: (f"/camera/{c}/image_raw", (96, 128), "rgb8") for c in ("front", "wrist")}
     io = make_fake_io_node(cams, context=rclpy_context)

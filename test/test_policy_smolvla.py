@@ -1,6 +1,6 @@
 """SmolVLA through the policy node: a tiny random SmolVLA on a locally generated VLM (no hub).
 
-The checkpoint is built in a temp dir by vla_policy_node.tools.make_tiny_smolvla and loaded by
+The checkpoint is built in a temp dir by test/support/make_tiny_smolvla.py and loaded by
 path through LeRobot's real from_pretrained and processor pipelines (tokenizer step included).
 SmolVLA samples flow-matching noise per call, so comparisons fix the torch seed.
 """
@@ -19,13 +19,13 @@ pytest.importorskip("lerobot", reason="lerobot is not installed (pip install so1
 pytest.importorskip("transformers", reason="SmolVLA needs transformers (pip install so100_vla[vla])")
 pytest.importorskip("lerobot.policies.smolvla.modeling_smolvla", reason="lerobot's SmolVLA cannot be imported")
 
-from so100_bringup.calibration import JointUnitConverter, nominal_calibration  # noqa: E402
+from so100_description.calibration import JointUnitConverter, nominal_calibration  # noqa: E402
 from so100_description.joints import ARM_JOINTS, JOINT_NAMES, joint_limits  # noqa: E402
 from vla_policy_node.actions import JointActionMapper  # noqa: E402
 from vla_policy_node.backends import CheckpointError, read_spec_from_config  # noqa: E402
 from vla_policy_node.backends.base import PolicyInput  # noqa: E402
 from vla_policy_node.backends.local import LocalLeRobotBackend  # noqa: E402
-from vla_policy_node.tools.make_tiny_smolvla import VLM_SUBDIR, make_tiny_smolvla  # noqa: E402
+from support.make_tiny_smolvla import VLM_SUBDIR, make_tiny_smolvla  # noqa: E402
 
 HW = (48, 64)
 CHUNK = 12
@@ -160,7 +160,7 @@ def test_node_runs_smolvla_with_task_over_dds(smolvla_dir, rclpy_context, tmp_pa
     pytest.importorskip("rclpy", reason="rclpy not installed (make setup installs the ROS 2 Jazzy wheels)")
     from std_msgs.msg import String
 
-    from vla_policy_node.testing import Spinner, make_fake_io_node, start_policy_node, stop_process, wait_for
+    from support.ros import Spinner, make_fake_io_node, start_policy_node, stop_process, wait_for
 
     fps = 30.0
     cams = {"front": ("/camera/front/image_raw", HW, "rgb8"), "wrist": ("/camera/wrist/image_raw", (96, 128), "bgr8")}

@@ -8,7 +8,7 @@ import pytest
 
 pytest.importorskip("datasets", reason="lerobot[dataset] not installed (make setup)")
 
-from so100_bringup.calibration import ArmUnits, JointUnitConverter, nominal_calibration  # noqa: E402
+from so100_description.calibration import ArmUnits, JointUnitConverter, nominal_calibration  # noqa: E402
 from so100_bringup.recorder.core import (DatasetSession, FrameBuilder, FrameError, RecorderError,  # noqa: E402
                                          dataset_features)
 from so100_description.joints import JOINT_NAMES  # noqa: E402

@@ -22,7 +22,7 @@ from sensor_msgs.msg import Image, JointState  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
-from so100_bringup.calibration import JointUnitConverter, nominal_calibration  # noqa: E402
+from so100_description.calibration import JointUnitConverter, nominal_calibration  # noqa: E402
 from so100_description.joints import ARM_JOINTS, JOINT_NAMES  # noqa: E402
 
 pytestmark = pytest.mark.ros

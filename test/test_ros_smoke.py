@@ -13,7 +13,7 @@ from so100_description import JOINT_NAMES
 rclpy = pytest.importorskip("rclpy", reason="rclpy not installed (make setup installs the ROS 2 Jazzy wheels)")
 from sensor_msgs.msg import JointState  # noqa: E402
 
-from vla_policy_node.testing import spin_until, stop_process  # noqa: E402
+from support.ros import spin_until, stop_process  # noqa: E402
 
 pytestmark = pytest.mark.ros
 

@@ -32,7 +32,7 @@ def test_small_fp16_lerobot_checkpoint_with_its_recipe():
 
 
 def test_loads_through_the_policy_node_backend():
-    from so100_bringup.calibration import JointUnitConverter, nominal_calibration
+    from so100_description.calibration import JointUnitConverter, nominal_calibration
     from vla_policy_node.backends.base import PolicyInput
     from vla_policy_node.backends.local import LocalLeRobotBackend
 

@@ -17,7 +17,7 @@ from sensor_msgs.msg import JointState  # noqa: E402
 
 from so100_description.joints import JOINT_NAMES  # noqa: E402
 from test_sim_ros import Client, ros_context, start_sim  # noqa: E402,F401
-from vla_policy_node.testing import stop_process as stop  # noqa: E402
+from support.ros import stop_process as stop  # noqa: E402
 
 pytestmark = pytest.mark.ros
 

@@ -205,9 +205,9 @@ def test_sim_yaml_documents_every_node_parameter_with_valid_defaults():
     from so100_description.paths import config_path
 
     values = yaml.safe_load(config_path("sim.yaml").read_text())["mujoco_sim"]["ros__parameters"]
-    assert set(values) == set(PARAMS) | {"cameras"}
-    for name, (default, description) in PARAMS.items():
-        assert description
-        assert type(values[name]) is type(default), name  # ROS refuses 500 for a double
+    assert set(values) == set(PARAMS.names())
+    for param in PARAMS:
+        assert param.description
+        assert type(values[param.name]) is type(param.default), param.name  # ROS refuses 500 for a double
     SceneConfig(variant=values["variant"], arm_source=values["arm_source"],
                 physics_rate_hz=values["physics_rate_hz"], home_positions=tuple(values["home_positions"]))

@@ -8,7 +8,7 @@ import pytest
 mujoco = pytest.importorskip("mujoco", reason="mujoco not installed (make setup installs the sim extra)")
 pytest.importorskip("pinocchio", reason="pin (pinocchio) not installed (make setup)")
 
-from so100_bringup.follower import TrajectoryFollower  # noqa: E402
+from so100_bringup.control.follower import TrajectoryFollower  # noqa: E402
 from so100_bringup.sim.physics import ArmSim  # noqa: E402
 from so100_bringup.sim.scene import SceneConfig, build_scene  # noqa: E402
 from so100_bringup.teleop.expert import PickPlaceExpert, plan_duration  # noqa: E402
@@ -136,7 +136,7 @@ def test_pads_close_parallel_one_cube_apart(scene):
 def jaw_pose_contacts(model, names, cfg, expert) -> tuple[set[str], set[str]]:
     """Jaws pointing down with the tcp 5 mm into the table: which jaw geoms touch the table; then a
     cube put into the root of the fixed jaw (inside its mesh, clear of the pads): what it touches."""
-    from vla_policy_node.ik import IKTarget
+    from so100_description.ik import IKTarget
 
     sim = ArmSim(model, names, cfg, seed=0)
     q = expert.ik.solve(IKTarget(position=np.array([0.22, 0.0, -0.005]), approach=np.array([0.0, 0.0, -1.0])),

@@ -19,9 +19,9 @@ from std_msgs.msg import Bool  # noqa: E402
 from std_srvs.srv import Trigger  # noqa: E402
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint  # noqa: E402
 
-from so100_bringup.ros_common import HW_STATE_QOS, IMAGE_QOS, LATCHED_QOS, STATE_QOS  # noqa: E402
+from so100_common.ros_node import HW_STATE_QOS, IMAGE_QOS, LATCHED_QOS, STATE_QOS  # noqa: E402
 from so100_description.joints import ARM_JOINTS, JOINT_NAMES  # noqa: E402
-from vla_policy_node.testing import initialized_context, spin_until, start_node_process, stop_process  # noqa: E402
+from support.ros import initialized_context, spin_until, start_node_process, stop_process  # noqa: E402
 
 pytestmark = pytest.mark.ros
 ARM_TARGET = [0.5, -0.3, 0.4, 0.2, -0.6]

@@ -92,7 +92,7 @@ def test_expert_node_drives_sim_and_recorder(rclpy_context):
     from std_srvs.srv import Trigger
     from trajectory_msgs.msg import JointTrajectory
 
-    from so100_bringup.ros_common import LATCHED_QOS
+    from so100_common.ros_node import LATCHED_QOS
 
     node = rclpy.create_node("fake_world", context=rclpy_context)
     calls: list[str] = []

@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from so100_bringup.calibration import JointUnitConverter, nominal_calibration
+from so100_description.calibration import JointUnitConverter, nominal_calibration
 from so100_bringup.feetech.bus import FeetechBus
 from so100_bringup.feetech.emulator import Sts3215Emulator
 from so100_bringup.teleop.leader import LeaderReader

@@ -2,7 +2,7 @@
 
 Joint space: LeRobot units (degrees or -100..100 for the arm, 0..100 gripper) -> radians through
 the calibration module. End-effector space ("ee_absolute" / "ee_delta"): T x 7
-(x, y, z, roll, pitch, yaw, gripper) handed to vla_policy_node.ee_actions (issue 7), imported
+(x, y, z, roll, pitch, yaw, gripper) handed to vla_policy_node.ee_actions (end-effector IK), imported
 lazily so joint-space setups do not need pinocchio.
 """
 from __future__ import annotations
@@ -33,7 +33,7 @@ class EndEffectorActionMapper:
             from vla_policy_node.ee_actions import EndEffectorActionConverter
         except ImportError as exc:
             raise RuntimeError(f"action_space ee_{mode} needs vla_policy_node.ee_actions "
-                               f"(end-effector IK, issue 7) and its dependencies: {exc}") from None
+                               f"(end-effector IK) and its dependencies: {exc}") from None
         self.converter = EndEffectorActionConverter(variant=variant, mode=mode, frame=frame, **options)
 
     def __call__(self, chunk: np.ndarray, current: np.ndarray) -> np.ndarray:

@@ -32,7 +32,7 @@ import numpy as np
 
 from so100_description.joints import ARM_JOINTS, JOINT_NAMES, joint_limits
 
-from .ik import IKResult, IKSolver, IKTarget, make_ik_solver
+from so100_description.ik import IKResult, IKSolver, IKTarget, make_ik_solver
 
 LOG = logging.getLogger(__name__)
 

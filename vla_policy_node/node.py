@@ -1,7 +1,8 @@
 """vla_policy_node: cameras + /joint_states -> LeRobot policy -> JointTrajectory chunks.
 
-A thin rclpy shell over PolicyRunner (runner.py): it declares the parameters (defaults and
-comments in config/policy.yaml), converts messages, publishes trajectories and diagnostics and
+A thin rclpy shell over PolicyRunner (runner.py): it declares the parameters of its `PARAMS`
+schema (typed, with ranges and choices; config/policy.yaml is generated from it by
+`python -m so100_bringup.node_params --write`), converts messages, publishes trajectories and diagnostics and
 offers ~/enable (std_srvs/SetBool: true = run, false = stop and hold) and ~/estop
 (std_srvs/Trigger: hold and latch until the next enable).
 """
@@ -24,62 +25,91 @@ from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from so100_bringup.calibration import JointUnitConverter, load_calibration, nominal_calibration
-from so100_bringup.ros_common import (COMMAND_QOS, ERROR, IMAGE_QOS, OK, WARN, declare_params,
-                                      diagnostic_array, diagnostic_status, now_seconds)
-from so100_description.joints import ARM_JOINTS, GRIPPER_JOINTS, JOINT_NAMES
+from so100_common.params import Param, ParameterError, schema
+from so100_common.ros_node import (COMMAND_QOS, ERROR, IMAGE_QOS, OK, WARN, declare_params,
+                                   diagnostic_array, diagnostic_status, error_line, now_seconds)
+from so100_description.calibration import ArmUnits, JointUnitConverter, load_calibration, nominal_calibration
+from so100_description.joints import ARM_JOINTS, GRIPPER_JOINTS, JOINT_NAMES, VARIANTS
 
 from .actions import ACTION_SPACES, make_action_mapper
 from .backends import CheckpointError, check_compatibility, make_backend, read_spec_from_config
 from .backends.base import IMAGE_PREFIX
+from .backends.local import _DTYPES as LOCAL_DTYPES
 from .chunking import ChunkScheduler, Segment
-from .image_conversion import ImageConversionError, compressed_msg_to_rgb, image_msg_to_rgb
-from .observation import RESIZE_MODES, JointStateError, ObservationBuilder
+from .ee_actions import GRIPPER_UNITS, ORIENTATION_MODES
+from so100_common.images import ImageConversionError, compressed_msg_to_rgb, image_msg_to_rgb
+from so100_common.images import RESIZE_MODES
+from .observation import JointStateError, ObservationBuilder
 from .runner import PolicyRunner
 from .safety import JointLimiter, LimitArrays
 
-PARAMETERS: dict[str, tuple[Any, str]] = {
-    "backend": ("local", "'local': run the checkpoint in this process; 'remote': LeRobot async-inference PolicyServer"),
-    "policy_path": ("", "LeRobot checkpoint folder (config.json, model.safetensors, policy_*processor.json); "
-                        "for 'remote' the path or hub id as the server sees it"),
-    "device": ("cpu", "torch device for inference: cpu, cuda, cuda:N, mps or auto"),
-    "dtype": ("float32", "model dtype: float32, bfloat16 or float16"),
-    "torch_threads": (0, "torch CPU threads (0: torch's default)"),
-    "server_address": ("127.0.0.1:8080", "host:port of the PolicyServer (backend 'remote')"),
-    "remote_policy_type": ("", "policy type for the server (act, smolvla, pi0, ...); empty: from the local config.json"),
-    "cameras": ("", "comma-separated 'name=topic' (or just 'name' for /camera/<name>/image_raw); name is the "
-                    "policy's observation.images.<name>; topics ending in /compressed are CompressedImage. "
-                    "Empty: every camera of the checkpoint on its default topic"),
-    "image_qos": ("reliable", "camera subscription reliability: reliable or best_effort"),
-    "image_resize": ("resize", "fit frames to the policy's size: 'resize' or 'crop' (centre crop to aspect, then resize)"),
-    "max_image_age": (0.5, "s; frames older than this (since receipt) are not used"),
-    "max_state_age": (0.5, "s; joint states older than this are not used"),
-    "joint_states_topic": ("joint_states", "sensor_msgs/JointState input (relative: follows the namespace)"),
-    "arm_trajectory_topic": ("arm_controller/joint_trajectory", "JointTrajectory output for the arm joints"),
-    "gripper_trajectory_topic": ("gripper_controller/joint_trajectory", "JointTrajectory output for the gripper"),
-    "instruction_topic": ("vla/instruction", "std_msgs/String task instruction input"),
-    "task": ("", "task instruction for language-conditioned policies (also settable at run time)"),
-    "joint_prefix": ("", "prefix of the joint names on the topics"),
-    "variant": ("so101", "arm variant (so100 or so101): joint limits"),
-    "calibration_file": ("", "LeRobot calibration JSON of the arm; empty: the nominal calibration"),
-    "arm_units": ("degrees", "LeRobot units of the policy's arm joints: degrees or range_m100_100"),
-    "action_space": ("joint", "policy action space: joint, ee_absolute or ee_delta (T x 7 x,y,z,r,p,y,gripper)"),
-    "ee_frame": ("base_link", "frame of end-effector actions"),
-    "ee_gripper_unit": ("rad", "end-effector actions' gripper column: rad (URDF joint angle) or fraction (0 closed..1 open)"),
-    "ee_orientation": ("full", "end-effector orientation tracking of the 5-DOF arm: full, approach (roll free) or none"),
-    "fps": (30.0, "Hz; the policy's control rate: time between consecutive actions of a chunk"),
-    "actions_per_chunk": (0, "actions used from each chunk (0: the checkpoint's n_action_steps)"),
-    "trigger_fraction": (0.5, "start the next inference when this fraction of the current chunk is left "
-                              "(or earlier if the measured latency needs it)"),
-    "lead_time": (0.03, "s; actions due sooner than this after a chunk arrives are dropped (transport/controller latency)"),
-    "blend_steps": (4, "minimum crossfade length (actions) when splicing a new chunk into the current one"),
-    "blend_max_steps": (30, "maximum crossfade length (actions)"),
-    "velocity_scale": (1.0, "fraction of the URDF velocity limits the commands may use"),
-    "acceleration_scale": (1.0, "fraction of the configured acceleration limits the commands may use"),
-    "autostart": (False, "start running the policy at startup (otherwise call ~/enable true)"),
-    "use_follow_joint_trajectory": (False, "also send each chunk as a FollowJointTrajectory goal (needs control_msgs)"),
-    "diagnostics_period": (1.0, "s between /diagnostics messages"),
-}
+PARAMS = schema("vla_policy_node", [
+    # policy
+    Param("backend", "local", "local: run the checkpoint in this process; remote: LeRobot's async-inference "
+          "PolicyServer (python -m lerobot.async_inference.policy_server)", choices=("local", "remote")),
+    Param("policy_path", "", "LeRobot checkpoint folder (config.json, model.safetensors, "
+          "policy_preprocessor.json, policy_postprocessor.json); for remote, the path or hub id as the SERVER "
+          "sees it. Required"),
+    Param("device", "cpu", "torch device for inference: cpu, cuda, cuda:N, mps or auto (local backend; for "
+          "remote, the server's device)"),
+    Param("dtype", "float32", "model dtype of the local backend", choices=tuple(LOCAL_DTYPES)),
+    Param("torch_threads", 0, "torch CPU threads; 0 = torch's default", min=0),
+    Param("server_address", "127.0.0.1:8080", "host:port of the PolicyServer (backend remote)"),
+    Param("remote_policy_type", "", "policy type for the server (act, smolvla, pi0, pi05, diffusion, ...); "
+          "empty = read from the local config.json"),
+    Param("actions_per_chunk", 0, "actions used from each chunk; 0 = the checkpoint's n_action_steps", min=0),
+    # inputs
+    Param("cameras", "", "comma-separated name=topic (or just name for camera/<name>/image_raw); name is the "
+          "policy's observation.images.<name>; topics ending in /compressed are sensor_msgs/CompressedImage. "
+          "Empty = every camera of the checkpoint on camera/<name>/image_raw"),
+    Param("image_qos", "reliable", "camera subscription reliability (match your camera driver)",
+          choices=("reliable", "best_effort")),
+    Param("image_resize", "resize", "fit frames to the policy's image size: resize, or crop (centre crop to "
+          "the policy's aspect ratio, then resize)", choices=tuple(RESIZE_MODES)),
+    Param("max_image_age", 0.5, "frames older than this since receipt are not used (the node waits and says "
+          "so)", min=0.0, min_exclusive=True, unit="s"),
+    Param("max_state_age", 0.5, "joint states older than this since receipt are not used",
+          min=0.0, min_exclusive=True, unit="s"),
+    Param("joint_states_topic", "joint_states", "sensor_msgs/JointState input (relative: follows the namespace)"),
+    Param("joint_prefix", "", "prefix of the joint names on the topics (e.g. left_)"),
+    Param("instruction_topic", "vla/instruction", "std_msgs/String task instruction input at run time"),
+    Param("task", "", "task instruction for language-conditioned policies", read_only=False),
+    # robot and units
+    Param("variant", "so101", "arm variant: joint limits from so100_description", choices=VARIANTS),
+    Param("calibration_file", "", "LeRobot calibration JSON of the arm; empty = the nominal calibration"),
+    Param("arm_units", "degrees", "LeRobot units the policy's arm joints were trained in (degrees is "
+          "LeRobot's default)", choices=tuple(u.value for u in ArmUnits)),
+    Param("action_space", "joint", "policy action space: joint, or end-effector ee_absolute / ee_delta "
+          "(T x 7: x, y, z, roll, pitch, yaw, gripper)", choices=tuple(ACTION_SPACES)),
+    Param("ee_frame", "base_link", "frame of end-effector actions"),
+    Param("ee_gripper_unit", "rad", "end-effector actions' gripper column: rad (URDF joint angle) or fraction "
+          "(0 closed .. 1 open)", choices=tuple(GRIPPER_UNITS)),
+    Param("ee_orientation", "full", "end-effector orientation tracking of the 5-DOF arm: full, approach "
+          "(roll free) or none", choices=tuple(ORIENTATION_MODES)),
+    # outputs and timing
+    Param("arm_trajectory_topic", "arm_controller/joint_trajectory", "JointTrajectory output for the arm joints"),
+    Param("gripper_trajectory_topic", "gripper_controller/joint_trajectory", "JointTrajectory output for the "
+          "gripper"),
+    Param("use_follow_joint_trajectory", False, "also send each chunk as a FollowJointTrajectory goal (needs "
+          "control_msgs)"),
+    Param("fps", 30.0, "the policy's control rate: time between consecutive actions of a chunk",
+          min=0.0, min_exclusive=True, unit="Hz"),
+    Param("trigger_fraction", 0.5, "start the next inference when this fraction of the current chunk is left "
+          "(earlier if the measured latency needs it, so the arm never waits)", min=0.0, max=1.0),
+    Param("lead_time", 0.03, "actions due sooner than this after a chunk arrives are dropped "
+          "(transport/controller latency)", min=0.0, unit="s"),
+    Param("blend_steps", 4, "minimum crossfade length (actions) when splicing a new chunk into the current one",
+          min=1),
+    Param("blend_max_steps", 30, "maximum crossfade length (actions); longer fades when chunks disagree more",
+          min=1),
+    # safety
+    Param("velocity_scale", 1.0, "fraction of the URDF velocity limits the commands may use",
+          min=0.0, max=1.0, min_exclusive=True),
+    Param("acceleration_scale", 1.0, "fraction of the configured acceleration limits the commands may use",
+          min=0.0, max=1.0, min_exclusive=True),
+    Param("autostart", False, "run the policy at startup; otherwise call ~/enable (std_srvs/SetBool) with true"),
+    Param("diagnostics_period", 1.0, "time between /diagnostics messages", min=0.0, min_exclusive=True, unit="s"),
+], title="Parameters of vla_policy_node (vla_policy_node/node.py, console script vla_policy_node)")
 
 
 def _parse_cameras(text: str, policy_cameras: list[str]) -> dict[str, str]:
@@ -111,12 +141,9 @@ class PolicyNode(Node):
     def __init__(self, **kwargs):
         super().__init__("vla_policy_node", **kwargs)
         self._last_log: dict[str, float] = {}
-        p = declare_params(self, PARAMETERS)
+        self.builder: ObservationBuilder | None = None
+        p = declare_params(self, PARAMS, on_change=self._on_params)  # first: a bad value stops here
         self.params = p
-        if p["action_space"] not in ACTION_SPACES:
-            raise ValueError(f"unknown action_space {p['action_space']!r}; expected one of {ACTION_SPACES}")
-        if p["image_resize"] not in RESIZE_MODES:
-            raise ValueError(f"unknown resize mode {p['image_resize']!r}; expected one of {RESIZE_MODES}")
         if p["use_follow_joint_trajectory"]:
             try:
                 import control_msgs.action  # noqa: F401  # type: ignore
@@ -132,7 +159,7 @@ class PolicyNode(Node):
                        else nominal_calibration(p["variant"]))
         self.converter = JointUnitConverter(calibration, p["arm_units"], p["variant"])
         ee_options = {} if p["action_space"] == "joint" else dict(
-            fps=float(p["fps"]), velocity_scale=min(1.0, float(p["velocity_scale"])),
+            fps=float(p["fps"]), velocity_scale=float(p["velocity_scale"]),
             gripper_unit=p["ee_gripper_unit"], orientation=p["ee_orientation"])
         mapper, action_dim = make_action_mapper(p["action_space"], self.converter, p["variant"], p["ee_frame"],
                                                 **ee_options)
@@ -189,7 +216,6 @@ class PolicyNode(Node):
         self._subs.append(self.create_subscription(String, p["instruction_topic"], self._on_instruction, 10))
         self.create_service(SetBool, "~/enable", self._on_enable)
         self.create_service(Trigger, "~/estop", self._on_estop)
-        self.add_on_set_parameters_callback(self._on_params)
         self.create_timer(float(p["diagnostics_period"]), self._publish_diagnostics)
 
         self.runner.start()
@@ -222,13 +248,11 @@ class PolicyNode(Node):
         self.builder.set_task(msg.data)
         self.get_logger().info(f"task instruction: {msg.data!r}")
 
-    def _on_params(self, params):
-        from rcl_interfaces.msg import SetParametersResult
-
-        for param in params:
-            if param.name == "task":
-                self.builder.set_task(str(param.value))
-        return SetParametersResult(successful=True)
+    def _on_params(self, changed: dict[str, Any]) -> None:
+        """A run-time parameter set the schema accepted (only `task` is not read-only)."""
+        if "task" in changed and self.builder is not None:
+            self.builder.set_task(changed["task"])
+            self.get_logger().info(f"task instruction: {changed['task']!r}")
 
     # -- services --------------------------------------------------------------------------
     def _on_enable(self, request: SetBool.Request, response: SetBool.Response) -> SetBool.Response:
@@ -351,6 +375,10 @@ def main(args=None) -> int:
     rclpy.init(args=args)
     try:
         node = PolicyNode()
+    except ParameterError as exc:  # a bad parameter value: one line naming it, exit 2
+        print(error_line("vla_policy_node", exc), file=sys.stderr, flush=True)
+        rclpy.try_shutdown()
+        return 2
     except (CheckpointError, ValueError, RuntimeError, OSError) as exc:
         print(f"vla_policy_node: cannot start: {exc}", file=sys.stderr, flush=True)
         rclpy.try_shutdown()

@@ -1,10 +1,10 @@
 """Build LeRobot observations from the latest camera frames and joint state (no rclpy).
 
 * Images: one slot per policy camera (`observation.images.<name>`), fed with RGB frames already
-  decoded by image_conversion; at build time each frame is brought to the policy's H x W
+  decoded by so100_common.images; at build time each frame is brought to the policy's H x W
   ("resize": plain resize; "crop": centre-crop to the policy's aspect ratio, then resize).
 * State: /joint_states by joint name (any order, extra joints ignored, optional prefix) ->
-  radians -> LeRobot units through so100_bringup.calibration.JointUnitConverter, the same module
+  radians -> LeRobot units through so100_description.calibration.JointUnitConverter, the same module
   the driver uses, so a policy trained on a real arm with LeRobot sees the same numbers.
 * Staleness: ages are measured from receipt in this node (camera and arm clocks of other
   machines need not agree); an input older than `max_age` makes the build fail with a reason.
@@ -18,6 +18,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
+from so100_common.images import RESIZE_MODES, fit_image
 from so100_description.joints import JOINT_NAMES
 
 from .backends.base import IMAGE_PREFIX, PolicyInput
@@ -31,32 +32,6 @@ class JointStateError(ValueError):
     """A /joint_states message that cannot be used (missing joints, NaN, size mismatch)."""
 
 
-RESIZE_MODES = ("resize", "crop")
-
-
-def fit_image(rgb: np.ndarray, hw: tuple[int, int] | None, mode: str = "resize") -> np.ndarray:
-    """Bring an H x W x 3 uint8 frame to `hw` = (height, width); None keeps it as it is."""
-    if hw is None or rgb.shape[:2] == tuple(hw):
-        return rgb
-    import cv2
-
-    height, width = hw
-    if mode == "crop":
-        src_h, src_w = rgb.shape[:2]
-        target_ratio = width / height
-        if src_w / src_h > target_ratio:  # too wide: crop columns
-            new_w = max(1, int(round(src_h * target_ratio)))
-            x0 = (src_w - new_w) // 2
-            rgb = rgb[:, x0:x0 + new_w]
-        else:
-            new_h = max(1, int(round(src_w / target_ratio)))
-            y0 = (src_h - new_h) // 2
-            rgb = rgb[y0:y0 + new_h]
-    elif mode != "resize":
-        raise ValueError(f"unknown resize mode {mode!r}; expected one of {RESIZE_MODES}")
-    shrinking = rgb.shape[0] > height or rgb.shape[1] > width
-    interp = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
-    return cv2.resize(np.ascontiguousarray(rgb), (width, height), interpolation=interp)
 
 
 @dataclass
@@ -146,10 +121,6 @@ class ObservationBuilder:
     def latest_positions(self) -> np.ndarray | None:
         with self._lock:
             return None if self._positions is None else self._positions.copy()
-
-    def state_age(self, now: float) -> float:
-        with self._lock:
-            return now - self._state_time
 
     # -- snapshot ------------------------------------------------------------------------
     def input_problem(self, now: float) -> str:

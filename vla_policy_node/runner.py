@@ -34,7 +34,6 @@ class RunnerStatus:
     published: int = 0
     last_inference_s: float = float("nan")  # backend call
     last_image_to_publish_s: float = float("nan")  # freshest frame's arrival -> publish
-    last_obs_to_publish_s: float = float("nan")  # observation build -> publish
     history: list[tuple[float, float]] = field(default_factory=list)  # (image->publish, backend) pairs
 
 
@@ -145,12 +144,12 @@ class PolicyRunner:
         return self._infer(built, now, generation)
 
     def _infer(self, built: BuiltObservation, obs_time: float, generation: int) -> bool:
-        t_build = time.perf_counter()
+        t_call = time.perf_counter()
         try:
             raw = self.backend.predict_chunk(built.policy_input)
         except BackendError as exc:
             return self._fault(str(exc), generation)
-        t_infer = time.perf_counter() - t_build
+        t_infer = time.perf_counter() - t_call
         try:
             actions = validate_chunk(raw, self.action_dim)
             joints = self.action_mapper(actions, built.positions)
@@ -171,7 +170,6 @@ class PolicyRunner:
             self._publish(segment)
             t_pub = time.perf_counter()
             self.status.published += 1
-            self.status.last_obs_to_publish_s = t_pub - t_build
             if built.newest_image_arrival:
                 self.status.last_image_to_publish_s = t_pub - built.newest_image_arrival
                 self.status.history.append((self.status.last_image_to_publish_s, t_infer))

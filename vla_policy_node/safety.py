@@ -10,12 +10,9 @@ far-away first action becomes a ramp, never a jump.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Sequence
-
 import numpy as np
 
-from so100_description.joints import joint_limits, strip_prefix
+from so100_description.joints import LimitArrays
 
 
 class InvalidPolicyOutput(ValueError):
@@ -46,30 +43,12 @@ def validate_chunk(chunk, action_dim: int, min_len: int = 1) -> np.ndarray:
     return arr
 
 
-@dataclass(frozen=True)
-class LimitArrays:
-    lower: np.ndarray
-    upper: np.ndarray
-    velocity: np.ndarray
-    acceleration: np.ndarray
-
-    @classmethod
-    def for_joints(cls, joints: Sequence[str], variant: str = "so101", prefix: str = "",
-                   velocity_scale: float = 1.0, acceleration_scale: float = 1.0) -> "LimitArrays":
-        table = joint_limits(variant)
-        lims = [table[strip_prefix(j, prefix)] for j in joints]
-        return cls(lower=np.array([l.lower for l in lims]), upper=np.array([l.upper for l in lims]),
-                   velocity=np.array([l.velocity for l in lims]) * float(velocity_scale),
-                   acceleration=np.array([l.acceleration for l in lims]) * float(acceleration_scale))
-
-
 class JointLimiter:
     """Clamp + velocity/acceleration limiting of knot sequences on a fixed time step."""
 
     def __init__(self, limits: LimitArrays):
         self.limits = limits
         self.clamped_knots = 0  # diagnostics: knots changed by any limit
-        self.last_limited = False
 
     @staticmethod
     def _brake(distance: float, dv_max: float, dt: float) -> float:
@@ -120,5 +99,4 @@ class JointLimiter:
                 out_p[k, j], out_v[k, j] = p, v
         changed = np.any(np.abs(out_p - np.asarray(targets, dtype=float)) > 1e-9, axis=1)
         self.clamped_knots += int(changed.sum())
-        self.last_limited = bool(changed.any())
         return out_p, out_v

@@ -1,16 +1,15 @@
-"""The SO-100/SO-101 arm on a Feetech bus, in URDF radians, with the driver's safety rules.
+"""The SO-100/SO-101 arm on a Feetech bus, in URDF radians: the Feetech `ArmHardware`.
 
-Plain Python (no rclpy, torch or lerobot). One `cycle()` = one sync read of position, velocity
-and load of every servo + (optionally) one sync write of the six goals. Safety lives here so it
-holds whatever feeds the commands:
+Plain Python (no rclpy, torch or lerobot). `read()` = one sync read of position, velocity and
+load of every servo; `write(goal)` = one sync write of the six goals. The safety rules (limits,
+step bound, holds) are the ArmController's; this class keeps what only the bus can:
 
-* every goal is clamped to the URDF limits (so100_description.joints) and moves at most
-  `max_step` rad per cycle from the previous goal;
-* a goal is only written while torque is on and every servo answers; otherwise the arm holds;
-* enabling torque first sets each goal to the measured position (no jump);
-* a servo that stops answering, or the port vanishing, puts the arm in a fault state that is
-  retried every `reconnect_period` s and cleared when the hardware is back (the caller re-syncs
-  its command to the measured position via `resync_count`).
+* connect configures every servo as LeRobot's SO follower does and checks its calibration;
+* enabling torque first sets each goal to the measured position, as read (no jump, also when
+  the arm rests outside its URDF limits);
+* a servo that stops answering, or the port vanishing (or never appearing), puts the arm in a
+  fault state that is retried every `reconnect_period` s and cleared when the hardware is back
+  (`resync_count` tells the controller to restart from the measured position).
 """
 from __future__ import annotations
 
@@ -21,10 +20,11 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from so100_bringup.calibration import JointUnitConverter, MotorCalibration
+from so100_bringup.control.hardware import HardwareStatus, JointReading
 from so100_bringup.feetech.bus import BusError, CommError, FeetechBus, PortLostError
 from so100_bringup.feetech.registers import HEALTH_BLOCK, REGISTERS, STATE_BLOCK, decode_block, error_text
-from so100_description.joints import GRIPPER_JOINTS, JOINT_NAMES, joint_limits
+from so100_description.calibration import JointUnitConverter, MotorCalibration
+from so100_description.joints import GRIPPER_JOINTS, JOINT_NAMES, LimitArrays
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,7 @@ class ArmConfig:
     baudrate: int = 1_000_000
     timeout_ms: float = 10.0  # wait for a status packet beyond its wire time
     retries: int = 2  # extra tries of a failed read/write
-    max_step: float = 0.05  # rad per cycle a goal may move
+    torque_on_connect: bool = True  # LeRobot enables torque on connect
     write_calibration: bool = True  # write the file's homing/limits to EEPROM when they differ
     p_coefficient: int = 16  # LeRobot's SO follower defaults
     i_coefficient: int = 0
@@ -51,13 +51,7 @@ class ArmConfig:
     lost_timeout: float = 0.25 # s without a valid reply before a servo counts as lost
 
 
-@dataclass
-class ArmReading:
-    stamp: float  # time.monotonic()
-    positions: np.ndarray  # rad, JOINT_NAMES order
-    velocities: np.ndarray  # rad/s
-    efforts: np.ndarray  # N*m, from Present_Load (fraction of stall torque)
-    fresh: np.ndarray  # bool: answered this cycle
+ArmReading = JointReading  # stamp is time.monotonic()
 
 
 @dataclass
@@ -70,10 +64,7 @@ class JointHealth:
 
 
 @dataclass
-class ArmStatus:
-    connected: bool = False
-    torque_enabled: bool = False
-    fault: str = ""  # empty when healthy
+class ArmStatus(HardwareStatus):
     lost_ids: list[int] = field(default_factory=list)
     goal_ticks: dict[str, int] = field(default_factory=dict)
 
@@ -88,21 +79,19 @@ class SO100Arm:
         self.names = {i: j for j, i in self.ids.items()}
         self.bus = bus or FeetechBus(config.port, list(self.ids.values()), config.baudrate,
                                      config.timeout_ms, config.retries)
-        limits = joint_limits(config.variant)
-        self.lower = np.array([limits[j].lower for j in self.joints])
-        self.upper = np.array([limits[j].upper for j in self.joints])
-        self.effort_scale = np.array([limits[j].effort for j in self.joints])
+        self.joint_names = self.joints
+        self.effort_scale = LimitArrays.for_joints(self.joints, config.variant).effort
         self._clock = clock
         self.status = ArmStatus()
-        self.goal: np.ndarray | None = None  # rad, last goal written (None until known)
         self.last: ArmReading | None = None
         self.health: dict[str, JointHealth] = {j: JointHealth() for j in self.joints}
         self.resync_count = 0  # bumps whenever the caller must restart from the measured position
         self.writes = 0
-        self.clamped = 0  # goals changed by the limit clamp
-        self.step_limited = 0  # goals changed by the max-step rule
-        self._want_torque = False
+        self.connect_error = ""  # why the last (re)connect failed; empty once connected
+        self._ever_connected = False
+        self._want_torque = config.torque_on_connect
         self._last_seen: dict[int, float] = {}
+        self._present_ticks: dict[str, int] = {}  # Present_Position of the last read, per joint
         self._next_retry = 0.0
 
     # -- connection --------------------------------------------------------------------------
@@ -117,7 +106,7 @@ class SO100Arm:
             for servo_id in self.ids.values():
                 self._configure_servo(servo_id)
             reading = self._read_all(required=True)
-            self._hold_at(reading.positions)
+            self._hold_present()
             self._set_torque(torque)
         except PortLostError:
             raise
@@ -125,6 +114,8 @@ class SO100Arm:
             self.bus.close()
             raise
         self.status.connected, self.status.fault, self.status.lost_ids = True, "", []
+        self.connect_error = ""
+        self._ever_connected = True
         self._last_seen = {}
         self.resync_count += 1
         return reading
@@ -195,66 +186,52 @@ class SO100Arm:
 
     def _set_torque(self, enabled: bool) -> None:
         if enabled:
-            reading = self._read_all(required=True)
-            self._hold_at(reading.positions)
+            self._read_all(required=True)
+            self._hold_present()
         for servo_id in self.ids.values():
             self.bus.write(servo_id, "Torque_Enable", 1 if enabled else 0)
             self.bus.write(servo_id, "Lock", 1)
         self.status.torque_enabled = enabled
         self.resync_count += 1
 
-    def hold(self) -> None:
-        """Hold the measured pose (e-stop, watchdog): the goal becomes the last reading."""
-        if self.last is not None and self.bus.connected and not self.status.fault:
-            try:
-                self._hold_at(self.last.positions)
-            except BusError as exc:
-                self._on_error(exc)
-        self.resync_count += 1
-
-    def _hold_at(self, positions: np.ndarray) -> None:
-        target = np.clip(positions, self.lower, self.upper)
-        self._write_ticks(target)
-        self.goal = target
+    def _hold_present(self) -> None:
+        """Goal := the position just read, tick for tick, inside the URDF limits or not: enabling
+        torque never moves the arm."""
+        self.bus.sync_write("Goal_Position", {self.ids[j]: t for j, t in self._present_ticks.items()})
+        self.writes += 1
+        self.status.goal_ticks = dict(self._present_ticks)
 
     # -- cycle -------------------------------------------------------------------------------
-    def cycle(self, command: Sequence[float] | np.ndarray | None = None) -> ArmReading | None:
-        """Read the arm; write `command` (rad, JOINT_NAMES order) when it is safe to.
-
-        Returns None while the port is gone. Never raises for bus faults."""
+    def read(self) -> ArmReading | None:
+        """Read every servo. None while the port is gone or not connected yet (then a connect is
+        tried every `reconnect_period` s). Never raises for bus faults."""
         now = self._clock()
         if not self.bus.connected or not self.status.connected:
             if now >= self._next_retry:
                 self._next_retry = now + self.config.reconnect_period
                 self._try_reconnect()
-            return None
+            if not self.status.connected:
+                return None
         try:
             reading = self._read_all(required=False)
             self._track_lost(reading, now)
-            if command is not None and self.status.torque_enabled and not self.status.fault:
-                self.write_goal(command)
             return reading
         except BusError as exc:
             self._on_error(exc)
             return None
 
-    def write_goal(self, command: Sequence[float] | np.ndarray) -> dict[str, int]:
-        """Clamp, step-limit and sync-write one goal per joint. Non-finite commands hold."""
-        cmd = np.asarray(command, dtype=np.float64).reshape(-1)
-        if cmd.shape[0] != len(self.joints):
-            raise ValueError(f"command has {cmd.shape[0]} values for joints {self.joints}")
-        base = self.goal if self.goal is not None else (self.last.positions if self.last else None)
-        if base is None:
-            raise BusError("no measured position yet; cannot write a goal")
-        cmd = np.where(np.isfinite(cmd), cmd, base)  # a NaN joint keeps its previous goal
-        clamped = np.clip(cmd, self.lower, self.upper)
-        self.clamped += int(np.any(clamped != cmd))
-        step = np.clip(clamped - base, -self.config.max_step, self.config.max_step)
-        target = np.clip(base + step, self.lower, self.upper)
-        self.step_limited += int(np.any(target != clamped))
-        ticks = self._write_ticks(target)
-        self.goal = target
-        return ticks
+    def write(self, goal: Sequence[float] | np.ndarray) -> None:
+        """Sync-write one goal per joint (rad), while torque is on and every servo answers.
+        Never raises for bus faults."""
+        target = np.asarray(goal, dtype=np.float64).reshape(-1)
+        if target.shape[0] != len(self.joints) or not np.all(np.isfinite(target)):
+            raise ValueError(f"goal must be {len(self.joints)} finite values for joints {self.joints}")
+        if not (self.bus.connected and self.status.connected and self.status.torque_enabled) or self.status.fault:
+            return
+        try:
+            self._write_ticks(target)
+        except BusError as exc:
+            self._on_error(exc)
 
     def _write_ticks(self, target: np.ndarray) -> dict[str, int]:
         ticks = {j: self.converter.radians_to_ticks(j, float(p)) for j, p in zip(self.joints, target)}
@@ -280,6 +257,7 @@ class SO100Arm:
             if raw is None:
                 continue
             values = decode_block(start, raw, ("Present_Position", "Present_Velocity", "Present_Load"))
+            self._present_ticks[joint] = values["Present_Position"]
             pos[k] = self.converter.ticks_to_radians(joint, values["Present_Position"])
             vel[k] = values["Present_Velocity"] * self.converter.radians_per_tick(joint)
             eff[k] = values["Present_Load"] / 1000.0 * self.effort_scale[k]
@@ -316,8 +294,8 @@ class SO100Arm:
                 self._configure_servo(servo_id)
             self.status.lost_ids = []
             self._last_seen = {}
-            reading = self._read_all(required=True)
-            self._hold_at(reading.positions)
+            self._read_all(required=True)
+            self._hold_present()
             self._set_torque(self._want_torque)
             self.status.fault = ""
             log.warning("all servos answer again on %s; holding the measured pose", self.bus.port)
@@ -325,14 +303,24 @@ class SO100Arm:
             self._on_error(exc)
 
     def _try_reconnect(self) -> None:
-        if not self.bus.connected and not self.bus.reopen():
-            return
+        """First connect, or again after the port was lost: errors are logged once per change."""
         try:
+            if not self.bus.connected:
+                if self._ever_connected:
+                    if not self.bus.reopen():
+                        return  # still gone: the fault says so already
+                else:
+                    self.bus.open()
             self.status.lost_ids = []
             self.connect(torque=self._want_torque)
-            log.warning("reconnected to %s; holding the measured pose", self.bus.port)
         except BusError as exc:
-            self._on_error(exc)
+            if str(exc) != self.connect_error:
+                log.error("%s", exc)
+            self.connect_error = str(exc)
+            self.status.connected = False
+            self.bus.close()
+            return
+        log.warning("connected to %s; holding the measured pose", self.bus.port)
 
     def _on_error(self, exc: Exception) -> None:
         if isinstance(exc, PortLostError):

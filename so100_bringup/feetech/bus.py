@@ -18,8 +18,10 @@ from typing import Callable, Iterable, Mapping, Sequence, TypeVar
 import serial
 import scservo_sdk as scs
 
+from so100_bringup.control.hardware import HardwareError
+
 from so100_bringup.feetech.registers import (DEFAULT_BAUDRATE, REGISTERS, STS3215_MODEL_NUMBER, decode_register,
-                                             encode_register, error_text, from_bytes, to_bytes)
+                                             encode_register, from_bytes, to_bytes)
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -32,7 +34,7 @@ DIALOUT_FIX = ("add your user to the serial group and log in again: `sudo usermo
                "(Arch: uucp), or for a quick test `sudo chmod 666 {port}`")
 
 
-class BusError(RuntimeError):
+class BusError(HardwareError):
     """A bus problem the operator has to fix; the message names the port and the fix."""
 
 
@@ -375,16 +377,3 @@ class FeetechBus:
         if result != scs.COMM_SUCCESS:
             self._count(result)
             raise CommError(f"sync write to {self.port} failed: {self._packet.getTxRxResult(result)}")
-
-
-def wait_for_port(port: str, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if os.path.exists(port):
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def describe_servo_error(error: int) -> str:
-    return error_text(error)

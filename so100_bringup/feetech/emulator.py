@@ -481,7 +481,7 @@ def main(argv: list[str] | None = None) -> int:
     ids = [int(x) for x in args.ids.split(",") if x.strip()]
     emulator = Sts3215Emulator(ids=ids, paced=args.paced, link=args.link)
     if args.calibration:
-        from so100_bringup.calibration import load_calibration
+        from so100_description.calibration import load_calibration
         emulator.apply_calibration(load_calibration(args.calibration))
     emulator.start()
     print(f"STS3215 emulator: servos {ids} on {emulator.port} -> {emulator._tty}", flush=True)

@@ -66,13 +66,13 @@ def evaluate_direct(s: EvalSettings, progress=print) -> EvalResult:
     from so100_bringup.sim.gl import ensure_gl_backend
 
     ensure_gl_backend()
-    from so100_bringup.calibration import JointUnitConverter, nominal_calibration
+    from so100_description.calibration import JointUnitConverter, nominal_calibration
     from so100_bringup.sim.physics import ArmSim
     from so100_bringup.sim.render import CameraRenderer
     from so100_bringup.sim.scene import SceneConfig, build_scene
     from vla_policy_node.backends.base import IMAGE_PREFIX, PolicyInput
     from vla_policy_node.backends.local import LocalLeRobotBackend
-    from vla_policy_node.observation import fit_image
+    from so100_common.images import fit_image
 
     t0 = time.monotonic()
     backend = LocalLeRobotBackend(s.policy, torch_threads=s.torch_threads)
@@ -155,7 +155,7 @@ def evaluate_ros(s: EvalSettings, log_dir: Path, progress=print) -> EvalResult:
     from std_msgs.msg import Bool
     from std_srvs.srv import SetBool, Trigger
 
-    from so100_bringup.ros_common import LATCHED_QOS
+    from so100_common.ros_node import LATCHED_QOS
     from vla_policy_node.backends.base import read_spec_from_config
 
     t0 = time.monotonic()

@@ -37,8 +37,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     ensure_gl_backend()
 
-    from so100_bringup.calibration import JointUnitConverter, nominal_calibration
-    from so100_bringup.follower import TrajectoryFollower
+    from so100_description.calibration import JointUnitConverter, nominal_calibration
+    from so100_bringup.control.follower import TrajectoryFollower
     from so100_bringup.recorder.core import DatasetSession, FrameBuilder, dataset_features
     from so100_bringup.sim.physics import ArmSim
     from so100_bringup.sim.render import CameraRenderer

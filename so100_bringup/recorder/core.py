@@ -86,7 +86,7 @@ def fit_rgb(rgb: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     when it runs on the live camera."""
     if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
         raise FrameError(f"expected an H x W x 3 uint8 RGB image, got {rgb.dtype} {rgb.shape}")
-    from vla_policy_node.observation import fit_image
+    from so100_common.images import fit_image
 
     return fit_image(rgb, hw)
 
@@ -155,10 +155,6 @@ class DatasetSession:
     @staticmethod
     def exists(root: str | Path) -> bool:
         return (Path(root).expanduser() / "meta" / "info.json").is_file()
-
-    @property
-    def is_open(self) -> bool:
-        return self._ds is not None
 
     @property
     def recording(self) -> bool:

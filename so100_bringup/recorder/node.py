@@ -25,47 +25,62 @@ from sensor_msgs.msg import Image, JointState
 from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
-from so100_bringup.calibration import (ArmUnits, CalibrationError, JointUnitConverter, load_calibration,
+from so100_description.calibration import (ArmUnits, CalibrationError, JointUnitConverter, load_calibration,
                                        nominal_calibration)
-from so100_bringup.follower import TrajectoryFollower
+from so100_bringup.control.follower import TrajectoryFollower
 from so100_bringup.follower_ros import TrajectoryFollowerBridge
 from so100_bringup.recorder.core import (DEFAULT_ROBOT_TYPE, DatasetSession, FrameBuilder, FrameError,
                                          RecorderError, camera_shapes_of, dataset_features)
-from so100_bringup.ros_common import (spin_node_main, ERROR, IMAGE_QOS, OK, STATE_QOS, WARN, declare_params, diagnostic_array,
+from so100_common.ros_node import (spin_node_main, ERROR, IMAGE_QOS, OK, STATE_QOS, WARN, declare_params, diagnostic_array,
                                       diagnostic_status, now_seconds)
-from so100_description.joints import JOINT_NAMES, joint_limits, strip_prefix
+from so100_common.params import Param, ParameterError, schema
+from so100_description.joints import JOINT_NAMES, VARIANTS, joint_limits, strip_prefix
 
 ACTION_SOURCES = ("trajectory", "leader")
 
-PARAMS = {
-    "root": ("", "dataset directory (created, or resumed when it already holds a LeRobot dataset)"),
-    "repo_id": ("local/so101_recording", "dataset repo id stored in its metadata (never pushed)"),
-    "fps": (30, "recording rate (Hz); the dataset's fps"),
-    "cameras": (["front", "wrist"], "camera names; images come from camera_topic with {name} filled in"),
-    "camera_topic": ("/camera/{name}/image_raw", "sensor_msgs/Image topic pattern per camera"),
-    "image_width": (0, "stored image width (px); 0 = size of the first frame received"),
-    "image_height": (0, "stored image height (px); 0 = size of the first frame received"),
-    "joint_states_topic": ("/joint_states", "follower arm state (observation.state)"),
-    "action_source": ("trajectory", "where actions come from: 'trajectory' (commanded JointTrajectory, "
-                      "sampled at record time) or 'leader' (/leader/joint_states)"),
-    "leader_topic": ("/leader/joint_states", "leader arm joint states (action_source=leader)"),
-    "arm_trajectory_topic": ("/arm_controller/joint_trajectory", "arm JointTrajectory (action_source=trajectory)"),
-    "gripper_trajectory_topic": ("/gripper_controller/joint_trajectory",
-                                 "gripper JointTrajectory (action_source=trajectory)"),
-    "instruction_topic": ("/vla/instruction", "std_msgs/String; the latest one is the next episode's task"),
-    "task": ("pick the cube and place it in the target area", "task string when no instruction arrived"),
-    "joint_prefix": ("", "prefix of the joint names on the topics"),
-    "variant": ("so101", "arm variant (joint limits, gripper range)"),
-    "calibration_file": ("", "LeRobot calibration JSON of the follower; empty = nominal (sim)"),
-    "arm_units": ("degrees", "LeRobot arm units: 'degrees' or 'range_m100_100'"),
-    "max_age_s": (0.5, "skip a frame when any input is older than this (s, since receipt)"),
-    "max_episode_s": (0.0, "save the episode automatically after this long (s); 0 = never"),
-    "use_videos": (True, "store cameras as MP4 video (LeRobot default) instead of PNG images"),
-    "video_codec": ("libsvtav1", "video codec: libsvtav1 (LeRobot default), h264, hevc"),
-    "robot_type": (DEFAULT_ROBOT_TYPE, "robot_type written to the dataset metadata"),
-    "image_writer_threads": (4, "threads writing camera frames during an episode"),
-    "diagnostics_period_s": (1.0, "period of /diagnostics and the progress log line (s)"),
-}
+# What LeRobot 0.6.1's video encoder accepts (lerobot.configs.video: VALID_VIDEO_CODECS and the
+# alias av1); test_node_params checks this list against the installed lerobot.
+VIDEO_CODECS = ("libsvtav1", "h264", "hevc", "libaom-av1", "av1", "auto", "h264_videotoolbox",
+                "hevc_videotoolbox", "h264_nvenc", "hevc_nvenc", "h264_vaapi", "h264_qsv")
+
+PARAMS = schema("recorder", [
+    Param("root", "", "dataset directory (required; created, or resumed when it already holds a LeRobot "
+          "dataset)"),
+    Param("repo_id", "local/so101_recording", "dataset repo id stored in its metadata (never pushed)"),
+    Param("fps", 30, "recording rate; the dataset's fps", min=1, unit="Hz"),
+    Param("cameras", ["front", "wrist"], "camera names; images come from camera_topic with {name} filled in"),
+    Param("camera_topic", "/camera/{name}/image_raw", "sensor_msgs/Image topic pattern per camera"),
+    Param("image_width", 0, "stored image width; 0 = size of the first frame received", min=0, unit="px"),
+    Param("image_height", 0, "stored image height; 0 = size of the first frame received", min=0, unit="px"),
+    Param("joint_states_topic", "/joint_states", "follower arm state (observation.state)"),
+    Param("action_source", "trajectory", "where actions come from: trajectory (the commanded JointTrajectory "
+          "of a policy or the scripted expert, sampled at record time) or leader (a teleop arm's "
+          "/leader/joint_states)", choices=ACTION_SOURCES),
+    Param("leader_topic", "/leader/joint_states", "leader arm joint states (action_source leader)"),
+    Param("arm_trajectory_topic", "/arm_controller/joint_trajectory", "arm JointTrajectory (action_source "
+          "trajectory)"),
+    Param("gripper_trajectory_topic", "/gripper_controller/joint_trajectory", "gripper JointTrajectory "
+          "(action_source trajectory)"),
+    Param("instruction_topic", "/vla/instruction", "std_msgs/String; the latest one is the next episode's task "
+          "(empty: no subscription)"),
+    Param("task", "pick the cube and place it in the target area", "task string when no instruction arrived"),
+    Param("joint_prefix", "", "prefix of the joint names on the topics"),
+    Param("variant", "so101", "arm variant (joint limits, gripper range)", choices=VARIANTS),
+    Param("calibration_file", "", "LeRobot calibration JSON of the follower; empty = nominal (sim)"),
+    Param("arm_units", "degrees", "LeRobot arm units (degrees is LeRobot's default since 2026; range_m100_100 "
+          "for older datasets)", choices=tuple(u.value for u in ArmUnits)),
+    Param("max_age_s", 0.5, "skip a frame when any input is older than this since receipt",
+          min=0.0, min_exclusive=True, unit="s"),
+    Param("max_episode_s", 0.0, "save the episode automatically after this long; 0 = never", min=0.0, unit="s"),
+    Param("use_videos", True, "store cameras as MP4 video (LeRobot default) instead of PNG images"),
+    Param("video_codec", "libsvtav1", "video codec (libsvtav1 is LeRobot's default)", choices=VIDEO_CODECS),
+    Param("robot_type", DEFAULT_ROBOT_TYPE, "robot_type written to the dataset metadata"),
+    Param("image_writer_threads", 4, "threads writing camera frames during an episode (0: written in the "
+          "recording thread)", min=0),
+    Param("diagnostics_period_s", 1.0, "period of /diagnostics and the progress log line",
+          min=0.0, min_exclusive=True, unit="s"),
+], title="Recorder node (so100_bringup.recorder.node, console script so100_recorder): ROS topics -> LeRobot "
+         "dataset")
 
 
 class _Latest:
@@ -94,14 +109,11 @@ def missed_slots(last: float | None, now: float, period: float) -> int:
 class RecorderNode(Node):
     def __init__(self, **kwargs):
         super().__init__("recorder", **kwargs)
-        p = declare_params(self, PARAMS)
+        p = declare_params(self, PARAMS)  # first: a bad value stops here
         self.p = p
         if not p["root"]:
-            raise ValueError("parameter 'root' (dataset directory) is required")
-        if p["action_source"] not in ACTION_SOURCES:
-            raise ValueError(f"action_source must be one of {ACTION_SOURCES}, got {p['action_source']!r}")
-        if int(p["fps"]) <= 0:
-            raise ValueError("fps must be positive")
+            raise ParameterError(f"{self.get_name()}: parameter root is empty; give the dataset directory "
+                                 "(-p root:=<dir>)")
         self.prefix: str = p["joint_prefix"]
         self.joints = tuple(JOINT_NAMES)
         self.converter = JointUnitConverter(self._calibration(p), ArmUnits(p["arm_units"]), p["variant"])
@@ -210,7 +222,7 @@ class RecorderNode(Node):
                 self._leader.set(merged)
 
     def _on_image(self, cam: str, msg: Image) -> None:
-        from vla_policy_node.image_conversion import image_msg_to_rgb
+        from so100_common.images import image_msg_to_rgb
 
         try:
             rgb = image_msg_to_rgb(msg, use_cv_bridge=False)

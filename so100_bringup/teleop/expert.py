@@ -1,7 +1,7 @@
 """Scripted expert for the sim pick-and-place task (no rclpy).
 
 Given the cube position and the target area, it plans a timed joint-space trajectory with the
-project's IK (`vla_policy_node.ik`, pinocchio on the project's URDF): hover over the cube with
+project's IK (`so100_description.ik`, pinocchio on the project's URDF): hover over the cube with
 the jaws pointing down, descend, close, lift, carry over the target, lower, open, retreat.
 Wrist roll is turned so the jaws close across two faces of the (axis-aligned) cube.
 
@@ -19,7 +19,7 @@ from typing import Sequence
 
 import numpy as np
 
-from so100_bringup.follower import TrajectoryPoint
+from so100_bringup.control.follower import TrajectoryPoint
 from so100_description.joints import ARM_JOINTS, JOINT_NAMES, joint_limits
 
 DOWN = np.array([0.0, 0.0, -1.0])
@@ -67,7 +67,7 @@ class PickPlaceExpert:
     def __init__(self, ik=None, settings: ExpertSettings | None = None, variant: str = "so101",
                  cube_size_m: float = 0.03, gripper_link: str = "gripper_link"):
         if ik is None:
-            from vla_policy_node.ik import make_ik_solver
+            from so100_description.ik import make_ik_solver
 
             ik = make_ik_solver(variant, backend="pinocchio")
         self.ik = ik
@@ -110,7 +110,7 @@ class PickPlaceExpert:
         return out
 
     def _solve(self, xyz: Sequence[float], seed5: np.ndarray, what: str) -> np.ndarray:
-        from vla_policy_node.ik import IKTarget
+        from so100_description.ik import IKTarget
 
         res = self.ik.solve(IKTarget(position=np.asarray(xyz, float), approach=DOWN), seed5, warn=False)
         if res.position_error > self.s.position_tolerance_m:
@@ -181,7 +181,7 @@ def plan_duration(points: Sequence[TrajectoryPoint]) -> float:
 def run_direct(sim, expert: PickPlaceExpert, extra_s: float = 1.0) -> bool:
     """Execute the expert on a plain-Python `ArmSim` (no ROS, no rendering) from its current
     state; True when the sim reports task success at the end."""
-    from so100_bringup.follower import TrajectoryFollower
+    from so100_bringup.control.follower import TrajectoryFollower
 
     names = list(sim.joint_names)
     follower = TrajectoryFollower(names, sim.targets(), sim.lower, sim.upper)

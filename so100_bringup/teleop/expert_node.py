@@ -28,31 +28,35 @@ from std_msgs.msg import Bool
 from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from so100_bringup.follower import TrajectoryPoint
-from so100_bringup.ros_common import COMMAND_QOS, LATCHED_QOS, STATE_QOS, declare_params, now_seconds
+from so100_bringup.control.follower import TrajectoryPoint
+from so100_common.params import Param, ParameterError, schema
+from so100_common.ros_node import COMMAND_QOS, LATCHED_QOS, STATE_QOS, declare_params, error_line, now_seconds
 from so100_bringup.teleop.expert import ExpertSettings, PickPlaceExpert, PlanningError, plan_duration
-from so100_description.joints import ARM_JOINTS, GRIPPER_JOINTS, JOINT_NAMES, strip_prefix
+from so100_description.joints import ARM_JOINTS, GRIPPER_JOINTS, JOINT_NAMES, VARIANTS, strip_prefix
 
 # The sim node's ~/reset reply, e.g. "episode 3: cube at (0.266, -0.046), target at (0.156, -0.174)"
 _LAYOUT_RE = re.compile(r"cube at \(\s*([-0-9.eE+]+),\s*([-0-9.eE+]+)\).*?target at \(\s*([-0-9.eE+]+),"
                         r"\s*([-0-9.eE+]+)\)")
 
-PARAMS = {
-    "episodes": (10, "number of demonstrations to run"),
-    "reset_service": ("/mujoco_sim/reset", "sim reset service (std_srvs/Trigger)"),
-    "recorder": ("/recorder", "recorder node name whose ~/start_episode etc. are called; '' = do not record"),
-    "task_success_topic": ("/sim/task_success", "std_msgs/Bool from the sim"),
-    "joint_states_topic": ("/joint_states", "arm state"),
-    "arm_trajectory_topic": ("/arm_controller/joint_trajectory", "arm JointTrajectory"),
-    "gripper_trajectory_topic": ("/gripper_controller/joint_trajectory", "gripper JointTrajectory"),
-    "joint_prefix": ("", "prefix of the joint names on the topics"),
-    "variant": ("so101", "arm variant (IK model, limits)"),
-    "cube_size_m": (0.03, "edge of the sim cube (m)"),
-    "keep_failed": (False, "also save episodes in which the task did not succeed"),
-    "settle_s": (0.5, "wait after a reset before planning (s, node clock)"),
-    "extra_s": (1.0, "wait after the plan's last point before judging success (s, node clock)"),
-    "service_timeout_s": (60.0, "timeout of each service call (s, wall clock)"),
-}
+PARAMS = schema("scripted_expert", [
+    Param("episodes", 10, "number of demonstrations to run", min=1),
+    Param("reset_service", "/mujoco_sim/reset", "sim reset service (std_srvs/Trigger)"),
+    Param("recorder", "/recorder", "recorder node whose ~/start_episode, ~/stop_episode and ~/discard_episode "
+          "are called; empty = do not record"),
+    Param("task_success_topic", "/sim/task_success", "std_msgs/Bool from the sim"),
+    Param("joint_states_topic", "/joint_states", "arm state"),
+    Param("arm_trajectory_topic", "/arm_controller/joint_trajectory", "arm JointTrajectory"),
+    Param("gripper_trajectory_topic", "/gripper_controller/joint_trajectory", "gripper JointTrajectory"),
+    Param("joint_prefix", "", "prefix of the joint names on the topics"),
+    Param("variant", "so101", "arm variant (IK model, limits)", choices=VARIANTS),
+    Param("cube_size_m", 0.03, "edge of the sim cube", min=0.0, min_exclusive=True, unit="m"),
+    Param("keep_failed", False, "also save episodes in which the task did not succeed"),
+    Param("settle_s", 0.5, "wait after a reset before planning (node clock)", min=0.0, unit="s"),
+    Param("extra_s", 1.0, "wait after the plan's last point before judging success (node clock)", min=0.0,
+          unit="s"),
+    Param("service_timeout_s", 60.0, "timeout of each service call (wall clock)", min=0.0, min_exclusive=True,
+          unit="s"),
+], title="Scripted expert (so100_bringup.teleop.expert_node, console script so100_expert)")
 
 
 def parse_layout(message: str) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -83,7 +87,7 @@ def trajectory_msgs(points: Sequence[TrajectoryPoint], prefix: str = "") -> tupl
 class ExpertNode(Node):
     def __init__(self, **kwargs):
         super().__init__("scripted_expert", **kwargs)
-        self.p = declare_params(self, PARAMS)
+        self.p = declare_params(self, PARAMS)  # first: a bad value stops here
         self.prefix = self.p["joint_prefix"]
         self.expert = PickPlaceExpert(settings=ExpertSettings(), variant=self.p["variant"],
                                       cube_size_m=float(self.p["cube_size_m"]))
@@ -200,6 +204,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return node.run()
     except KeyboardInterrupt:
         return 0
+    except ParameterError as exc:  # a bad parameter value: one line naming it, exit 2
+        print(error_line("scripted_expert", exc), file=sys.stderr, flush=True)
+        return 2
     except (RuntimeError, ValueError) as exc:
         print(f"scripted_expert: {exc}", file=sys.stderr)
         return 1

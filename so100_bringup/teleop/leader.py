@@ -3,22 +3,26 @@ published as /leader/joint_states (radians, REP-103) for the recorder's "leader"
 
 `LeaderReader` (plain Python) opens the bus, switches torque off (the arm is moved by hand,
 as LeRobot's SO leader does) and converts Present_Position ticks to radians with the leader's
-own LeRobot calibration; `LeaderNode` publishes at `rate_hz`. A servo that does not answer is
-left out of that message (never a made-up value); a lost port is reopened once a second.
+own LeRobot calibration; the node (`leader_node_class()`, parameters in `PARAMS`) publishes at
+`rate_hz`. A servo that does not answer is left out of that message (never a made-up value); a
+lost port is reopened once a second.
 
-    python -m so100_bringup.teleop.leader --ros-args -p port:=/dev/ttyACM1 \
+    python -m so100_bringup.teleop.leader --ros-args --params-file config/leader_arm.yaml \
+        -p port:=/dev/ttyACM1 \
         -p calibration_file:=~/.cache/huggingface/lerobot/calibration/teleoperators/so_leader/leader.json
 """
 from __future__ import annotations
 
+import functools
 import sys
 import time
 from typing import Mapping, Sequence
 
-from so100_bringup.calibration import JointUnitConverter, MotorCalibration
+from so100_description.calibration import JointUnitConverter, MotorCalibration
 from so100_bringup.feetech.bus import BusError, FeetechBus, PortLostError
-from so100_bringup.feetech.registers import REGISTERS, decode_register, from_bytes
-from so100_description.joints import JOINT_NAMES
+from so100_bringup.feetech.registers import BAUD_CODES, DEFAULT_BAUDRATE, REGISTERS, decode_register, from_bytes
+from so100_common.params import Param, schema
+from so100_description.joints import JOINT_NAMES, VARIANTS
 
 
 class LeaderReader:
@@ -53,29 +57,36 @@ class LeaderReader:
         self.bus.close()
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+PARAMS = schema("leader_arm", [
+    Param("port", "/dev/ttyACM1", "serial port of the leader arm's bus (prefer the stable /dev/serial/by-id/... "
+          "name)"),
+    Param("baudrate", DEFAULT_BAUDRATE, "bus baud rate (an STS3215 rate; LeRobot's is 1000000)",
+          choices=tuple(BAUD_CODES.values())),
+    Param("calibration_file", "", "the leader's LeRobot calibration JSON, e.g. ~/.cache/huggingface/lerobot/"
+          "calibration/teleoperators/so_leader/<id>.json; empty = nominal (emulator and tests only)"),
+    Param("variant", "so101", "arm variant (gripper range)", choices=VARIANTS),
+    Param("rate_hz", 100.0, "publish rate", min=0.0, min_exclusive=True, unit="Hz"),
+    Param("topic", "/leader/joint_states", "output topic (sensor_msgs/JointState, rad)"),
+    Param("joint_prefix", "", "prefix for the published joint names"),
+], title="Leader arm (so100_bringup.teleop.leader, console script so100_leader_arm): a hand-moved SO arm "
+         "-> /leader/joint_states")
+
+
+@functools.lru_cache(maxsize=None)
+def leader_node_class():
+    """The rclpy node class (defined on first use: LeaderReader needs no rclpy)."""
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.node import Node
     from sensor_msgs.msg import JointState
 
-    from so100_bringup.calibration import CalibrationError, load_calibration, nominal_calibration
-    from so100_bringup.ros_common import (spin_node_main, ERROR, OK, STATE_QOS, WARN, declare_params, diagnostic_array,
-                                          diagnostic_status, joint_state_msg)
-
-    params = {
-        "port": ("/dev/ttyACM1", "serial port of the leader arm's bus"),
-        "baudrate": (1_000_000, "bus baud rate"),
-        "calibration_file": ("", "the leader's LeRobot calibration JSON; empty = nominal (testing only)"),
-        "variant": ("so101", "arm variant (gripper range)"),
-        "rate_hz": (100.0, "publish rate"),
-        "topic": ("/leader/joint_states", "output topic"),
-        "joint_prefix": ("", "prefix for the published joint names"),
-    }
+    from so100_description.calibration import load_calibration, nominal_calibration
+    from so100_common.ros_node import (ERROR, OK, STATE_QOS, WARN, declare_params, diagnostic_array,
+                                       diagnostic_status, joint_state_msg)
 
     class LeaderNode(Node):
-        def __init__(self):
-            super().__init__("leader_arm")
-            p = declare_params(self, params)
+        def __init__(self, **kwargs):
+            super().__init__("leader_arm", **kwargs)
+            p = declare_params(self, PARAMS)  # first: a bad value stops here, before the port is opened
             self.p = p
             if p["calibration_file"]:
                 cal = load_calibration(p["calibration_file"])
@@ -121,7 +132,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{self.get_name()}: leader arm", level, msg,
                 {"port": self.p["port"], "missed_reads": self.reader.misses, **self.reader.bus.stats.as_dict()})]))
 
-    return spin_node_main(argv, LeaderNode, "leader_arm", (BusError, CalibrationError, ValueError),
+    return LeaderNode
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from so100_description.calibration import CalibrationError
+    from so100_common.ros_node import spin_node_main
+
+    return spin_node_main(argv, leader_node_class(), "leader_arm", (BusError, CalibrationError, ValueError),
                           close=lambda node: node.reader.close())
 
 

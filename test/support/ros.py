@@ -1,7 +1,7 @@
 """Helpers for tests and benchmarks: fake cameras/joint states, a recorder, node subprocesses.
 
-Not used by the node itself. Needs rclpy (imported lazily so plain-Python tests can import
-this module's other helpers).
+Test support only (no node imports it). Needs rclpy for the ROS helpers, imported lazily so
+plain-Python tests can use the others (wait_for, node processes).
 """
 from __future__ import annotations
 
@@ -130,8 +130,8 @@ def make_fake_io_node(cameras: Mapping[str, tuple[str, tuple[int, int], str]], r
     from sensor_msgs.msg import CompressedImage, Image, JointState
     from trajectory_msgs.msg import JointTrajectory
 
-    from so100_bringup.ros_common import COMMAND_QOS, IMAGE_QOS
-    from vla_policy_node.image_conversion import rgb_to_compressed_bytes, rgb_to_image_fields
+    from so100_common.ros_node import COMMAND_QOS, IMAGE_QOS
+    from so100_common.images import rgb_to_compressed_bytes, rgb_to_image_fields
 
     class FakeRobotIO(Node):
         def __init__(self):

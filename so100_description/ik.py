@@ -29,7 +29,7 @@ from typing import Iterator, NamedTuple, Protocol, Sequence
 
 import numpy as np
 
-from so100_description.joints import ARM_JOINTS, limit_arrays
+from so100_description.joints import ARM_JOINTS, LimitArrays
 
 LOG = logging.getLogger(__name__)
 
@@ -296,7 +296,8 @@ class PinocchioIK:
         # Map our joint order onto pinocchio's configuration vector (all revolute: nq == nv == 5).
         self._idx = np.array([self.model.joints[self.model.getJointId(j)].idx_q for j in wanted])
         self._natural_order = self.model.nq == len(wanted) and bool(np.all(self._idx == np.arange(len(wanted))))
-        lower, upper = limit_arrays(self.joint_names, variant)
+        limits = LimitArrays.for_joints(self.joint_names, variant)
+        lower, upper = limits.lower, limits.upper
         # The tighter of the URDF's and joint_limits.yaml's limits (they should be identical).
         self.lower = np.maximum(lower, self.model.lowerPositionLimit[self._idx])
         self.upper = np.minimum(upper, self.model.upperPositionLimit[self._idx])

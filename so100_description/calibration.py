@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import asdict, dataclass
 from enum import Enum
 from pathlib import Path
@@ -130,6 +131,29 @@ def save_calibration(calibration: Mapping[str, MotorCalibration], path: str | Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = {name: asdict(cal) for name, cal in calibration.items()}
     path.write_text(json.dumps(payload, indent=4))
+
+
+LEROBOT_FOLLOWER_DIRS = ("robots/so_follower", "robots/so101_follower", "robots/so100_follower")
+
+
+def lerobot_calibration_root() -> Path:
+    """Where LeRobot keeps calibration files: $HF_LEROBOT_CALIBRATION, else
+    $HF_HOME/lerobot/calibration (HF_HOME defaults to ~/.cache/huggingface)."""
+    home = Path(os.environ.get("HF_HOME", "~/.cache/huggingface")).expanduser()
+    return Path(os.environ.get("HF_LEROBOT_CALIBRATION", home / "lerobot" / "calibration")).expanduser()
+
+
+def resolve_calibration_path(calibration_file: str, robot_id: str,
+                             folders: Sequence[str] = LEROBOT_FOLLOWER_DIRS) -> Path | None:
+    """An explicit file wins; else LeRobot's file of `robot_id` in the first of `folders` that has
+    it (the first folder when none does, so the error names where it was looked for); None when
+    neither is given."""
+    if calibration_file:
+        return Path(calibration_file).expanduser()
+    if not robot_id:
+        return None
+    candidates = [lerobot_calibration_root() / d / f"{robot_id}.json" for d in folders]
+    return next((c for c in candidates if c.exists()), candidates[0])
 
 
 def nominal_calibration(variant: str = "so101") -> dict[str, MotorCalibration]:
@@ -259,13 +283,6 @@ class JointUnitConverter:
         value = min(100.0, max(-100.0, value))
         ticks = (value + 100.0) / 200.0 * (cal.range_max - cal.range_min) + cal.range_min
         return (ticks - self._mid(cal)) * RAD_PER_TICK
-
-    def lerobot_range(self, joint: str) -> tuple[float, float]:
-        """(low, high) LeRobot values of `joint` over its calibrated range."""
-        cal = self._cal(joint)
-        lo = self.radians_to_lerobot(joint, self.ticks_to_radians_float(joint, cal.range_min))
-        hi = self.radians_to_lerobot(joint, self.ticks_to_radians_float(joint, cal.range_max))
-        return (min(lo, hi), max(lo, hi))
 
     def state_vector(self, positions: Mapping[str, float], joints: Sequence[str] = JOINT_NAMES) -> np.ndarray:
         """{joint: rad} -> LeRobot units in `joints` order (observation.state)."""

@@ -18,7 +18,7 @@ a VLM folder with a config and a processor. This module writes both itself:
 The actions are meaningless but bounded; the flow-matching noise makes each call random unless
 the torch seed is fixed. A real SmolVLA instead names a hub VLM (see docs/policy_node.md).
 
-    python -m vla_policy_node.tools.make_tiny_smolvla /tmp/smolvla --cameras front wrist
+    .venv/bin/python test/support/make_tiny_smolvla.py /tmp/smolvla --cameras front wrist
 """
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ import argparse
 from pathlib import Path
 from typing import Sequence
 
-from .make_random_act import _ARM_STATS, STATE_DIM, _vector_stats
+from so100_bringup.learning.random_act import _ARM_STATS, STATE_DIM, _vector_stats
 
 VLM_SUBDIR = "vlm"
 # SmolVLM's named special tokens (what transformers' SmolVLMProcessor and SmolVLA look up as

@@ -3,10 +3,10 @@
 The folder it writes is a normal LeRobot checkpoint (config.json, model.safetensors and the
 policy_preprocessor / policy_postprocessor pipelines with normalisation stats), so the policy
 node, LeRobot's PolicyServer and `ACTPolicy.from_pretrained` load it like a trained one. It is
-what the tests and the default demo use when no trained checkpoint is given; its actions are
-meaningless but bounded and deterministic for a given seed.
+what `so100_demo --policy random` and the tests run; its actions are meaningless but bounded
+and deterministic for a given seed.
 
-    python -m vla_policy_node.tools.make_random_act /tmp/act --cameras front wrist --height 240 --width 320
+    python -m so100_bringup.learning.random_act /tmp/act --cameras front wrist --height 240 --width 320
 """
 from __future__ import annotations
 

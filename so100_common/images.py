@@ -31,10 +31,6 @@ _BRIDGE: Any = None
 _BRIDGE_CHECKED = False
 
 
-def cv_bridge_available() -> bool:
-    return _get_bridge() is not None
-
-
 def _get_bridge():
     global _BRIDGE, _BRIDGE_CHECKED
     if not _BRIDGE_CHECKED:
@@ -121,3 +117,31 @@ def rgb_to_compressed_bytes(rgb: np.ndarray, fmt: str = "jpeg", quality: int = 9
     if not ok:
         raise ImageConversionError(f"OpenCV could not encode {fmt}")
     return encoded.tobytes()
+
+
+RESIZE_MODES = ("resize", "crop")
+
+
+def fit_image(rgb: np.ndarray, hw: tuple[int, int] | None, mode: str = "resize") -> np.ndarray:
+    """Bring an H x W x 3 uint8 frame to `hw` = (height, width); None keeps it as it is."""
+    if hw is None or rgb.shape[:2] == tuple(hw):
+        return rgb
+    import cv2
+
+    height, width = hw
+    if mode == "crop":
+        src_h, src_w = rgb.shape[:2]
+        target_ratio = width / height
+        if src_w / src_h > target_ratio:  # too wide: crop columns
+            new_w = max(1, int(round(src_h * target_ratio)))
+            x0 = (src_w - new_w) // 2
+            rgb = rgb[:, x0:x0 + new_w]
+        else:
+            new_h = max(1, int(round(src_w / target_ratio)))
+            y0 = (src_h - new_h) // 2
+            rgb = rgb[y0:y0 + new_h]
+    elif mode != "resize":
+        raise ValueError(f"unknown resize mode {mode!r}; expected one of {RESIZE_MODES}")
+    shrinking = rgb.shape[0] > height or rgb.shape[1] > width
+    interp = cv2.INTER_AREA if shrinking else cv2.INTER_LINEAR
+    return cv2.resize(np.ascontiguousarray(rgb), (width, height), interpolation=interp)

@@ -1,1 +1,0 @@
-"""Command-line helpers of the policy node (test/demo checkpoints)."""
