@@ -9,7 +9,7 @@ Rows:
   sdk_group      the official SDK's GroupSyncRead/GroupSyncWrite as LeRobot uses them (baseline)
   bus_positions  this package's FeetechBus (SDK underneath): 2-byte sync read + sync write
   bus_state      the driver's real cycle: 6-byte read (position, velocity, load) + sync write
-  arm_cycle      SO100Arm.cycle(): bus_state + unit conversion + safety clamps
+  arm_cycle      ArmController.step() over SO100Arm: bus_state + unit conversion + safety rule
 
 Usage: .venv/bin/python bench/bench_bus_cycle.py [--seconds 3]
 """
@@ -32,7 +32,9 @@ import scservo_sdk as scs  # noqa: E402
 
 from so100_description.calibration import nominal_calibration  # noqa: E402
 from so100_bringup.feetech import registers as R  # noqa: E402
+from so100_bringup.control.arm_controller import ArmController  # noqa: E402
 from so100_bringup.feetech.arm import ArmConfig, SO100Arm  # noqa: E402
+from so100_description.joints import JOINT_NAMES, LimitArrays  # noqa: E402
 from so100_bringup.feetech.bus import FeetechBus  # noqa: E402
 
 IDS = [1, 2, 3, 4, 5, 6]
@@ -121,8 +123,10 @@ def main() -> int:
         # generous timeout for the setup transfers: the paced emulator shares 2 busy cores
         arm = SO100Arm(ArmConfig(port=str(link), calibration=nominal_calibration(), timeout_ms=50.0))
         arm.connect()
+        controller = ArmController(arm, JOINT_NAMES, LimitArrays.for_joints(JOINT_NAMES), max_step=0.05)
         command = np.zeros(6)
-        rows.append(("arm_cycle", measure(lambda: arm.cycle(command), args.seconds, name="arm_cycle"), wire_limit_hz(6)))
+        rows.append(("arm_cycle", measure(lambda: controller.step(command), args.seconds, name="arm_cycle"),
+                     wire_limit_hz(6)))
         arm.close()
 
         baseline = rows[0][1]

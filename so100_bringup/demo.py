@@ -65,7 +65,6 @@ class EpisodeLog:
     inference_ms: list[float] = field(default_factory=list)
     image_to_publish_ms: list[float] = field(default_factory=list)
     sim_rtf: list[float] = field(default_factory=list)
-    first_positions: np.ndarray | None = None
     last_positions: np.ndarray | None = None
     joint_travel_rad: float = 0.0  # summed |change| of all joints: did the policy move the arm?
 
@@ -107,8 +106,6 @@ class EpisodeLog:
         pos = np.asarray(positions, dtype=float)
         if self.last_positions is not None and self.last_positions.shape == pos.shape:
             self.joint_travel_rad += float(np.abs(pos - self.last_positions).sum())
-        else:
-            self.first_positions = pos
         self.last_positions = pos
 
 

@@ -145,9 +145,10 @@ class So100Driver(Node):
         reading = self.controller.cycle(now_seconds(self))
         if reading is None:
             return
-        if reading.stamp >= self._next_health:  # on this thread: the bus is never used by two at once
+        if reading.stamp >= self._next_health:
             self._next_health = reading.stamp + self._health_period
-            self.arm.read_health()
+            with self.controller.exclusive():  # a service call may be switching torque right now
+                self.arm.read_health()
         if not self._was_connected:
             self._was_connected = True
             positions = {n: round(float(x), 3) for n, x in zip(self.names, reading.positions)}

@@ -81,16 +81,11 @@ REGISTRY: tuple[NodeParams, ...] = (
 )
 
 
-class NotASchema(LookupError):
-    """The module's PARAMS is not (yet) a ParamSchema."""
-
-
 def load_schema(entry: NodeParams) -> ParamSchema:
     """The module's PARAMS (importing the module only: nodes import heavy libraries lazily)."""
     params = getattr(importlib.import_module(entry.module), "PARAMS", None)
     if not isinstance(params, ParamSchema):
-        raise NotASchema(f"{entry.module}.PARAMS is not yet a schema (it is a {type(params).__name__}); "
-                         f"{entry.label} is left as it is")
+        raise TypeError(f"{entry.module}.PARAMS is a {type(params).__name__}, not a so100_common.params schema")
     return params
 
 
@@ -135,11 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     differing: list[str] = []
     for entry in with_config():
-        try:
-            text = render(entry)
-        except NotASchema as exc:
-            print(f"skipped: {exc}", file=sys.stderr)
-            continue
+        text = render(entry)
         path = a.config_dir / entry.config
         current = path.read_text() if path.is_file() else None
         if current == text:

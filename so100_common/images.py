@@ -2,8 +2,9 @@
 
 Semantics follow cv_bridge's `imgmsg_to_cv2(msg, desired_encoding="rgb8")`: the result is an
 H x W x 3 uint8 RGB array; rows honour `step` (padding), `is_bigendian` is irrelevant for
-8-bit encodings. cv_bridge is used when it is importable (a full ROS install), the numpy path
-otherwise; tests check both give the same pixels.
+8-bit encodings. This module is plain numpy/OpenCV (no ROS import): the ROS layer's
+`so100_common.ros_images` prefers cv_bridge when it is importable; tests check both give the
+same pixels.
 """
 from __future__ import annotations
 
@@ -19,38 +20,18 @@ class ImageConversionError(ValueError):
     """A message that cannot be turned into an RGB image; the text says why."""
 
 
-def _cv_bridge():
-    try:
-        from cv_bridge import CvBridge  # type: ignore
-    except Exception:  # not installed on pip-only machines
-        return None
-    return CvBridge()
-
-
-_BRIDGE: Any = None
-_BRIDGE_CHECKED = False
-
-
-def _get_bridge():
-    global _BRIDGE, _BRIDGE_CHECKED
-    if not _BRIDGE_CHECKED:
-        _BRIDGE, _BRIDGE_CHECKED = _cv_bridge(), True
-    return _BRIDGE
-
-
-def image_msg_to_rgb(msg: Any, use_cv_bridge: bool = True) -> np.ndarray:
-    """sensor_msgs/Image -> H x W x 3 uint8 RGB (a copy the caller may keep)."""
+def check_encoding(msg: Any) -> str:
+    """The message's encoding, lower case; ImageConversionError when it is not supported."""
     encoding = str(msg.encoding).lower()
     if encoding not in _CHANNELS:
         raise ImageConversionError(
             f"unsupported image encoding {msg.encoding!r}; expected one of {SUPPORTED_ENCODINGS}")
-    bridge = _get_bridge() if use_cv_bridge else None
-    if bridge is not None:
-        return np.ascontiguousarray(bridge.imgmsg_to_cv2(msg, desired_encoding="rgb8"))
-    return _numpy_image_to_rgb(msg, encoding)
+    return encoding
 
 
-def _numpy_image_to_rgb(msg: Any, encoding: str) -> np.ndarray:
+def image_msg_to_rgb(msg: Any) -> np.ndarray:
+    """sensor_msgs/Image -> H x W x 3 uint8 RGB (a copy the caller may keep)."""
+    encoding = check_encoding(msg)
     height, width, step = int(msg.height), int(msg.width), int(msg.step)
     channels = _CHANNELS[encoding]
     if height <= 0 or width <= 0:

@@ -1,4 +1,4 @@
-"""The driver's parameter file, its independence from torch/lerobot, and the emulator CLI."""
+"""The driver's independence from torch/lerobot, and the emulator CLI."""
 from __future__ import annotations
 
 import os
@@ -8,19 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def test_driver_yaml_lists_every_parameter_with_its_default():
-    pytest.importorskip("rclpy", reason="rclpy not installed (make setup installs the ROS 2 Jazzy wheels)")
-    from so100_bringup.driver_node import PARAMS
-    params = yaml.safe_load((REPO / "config" / "driver.yaml").read_text())["/**/so100_driver"]["ros__parameters"]
-    assert set(params) == set(PARAMS)
-    for name, (default, description) in PARAMS.items():
-        assert params[name] == default and type(params[name]) is type(default), name
-        assert description
 
 
 def test_driver_never_needs_torch_or_lerobot():

@@ -10,8 +10,8 @@ pytest.importorskip("pinocchio", reason="pinocchio (PyPI `pin`, extra `kinematic
 
 from so100_description import robot_description  # noqa: E402
 from so100_description.joints import ARM_JOINTS, LimitArrays  # noqa: E402
-from so100_description.ik import (IKTarget, MoveItIK, PinocchioIK, SolverSettings,  # noqa: E402
-                                make_ik_solver, moveit_available)
+from so100_description.ik import IKTarget, PinocchioIK, SolverSettings  # noqa: E402
+from so100_description.moveit.ik import MoveItIK, make_ik_solver, moveit_available  # noqa: E402
 
 N_TARGETS = 200
 

@@ -34,8 +34,9 @@ def _package_xml_deps() -> set[str]:
 
 
 def _declared_parameters(target: str) -> set[str]:
-    """Parameters a node's module ('mod.sub:main') declares: the keys of its module-level
-    PARAMS / PARAMETERS dict plus every literal declare_parameter("name", ...) call."""
+    """Parameters a node's module ('mod.sub:main') declares: the names of its module-level
+    PARAMS schema (`schema(..., [Param("name", ...), ...])`) plus every literal
+    declare_parameter("name", ...) call."""
     module = target.split(":")[0]
     path = REPO / (module.replace(".", "/") + ".py")
     assert path.is_file(), f"{target}: module file {path} missing"
@@ -44,13 +45,15 @@ def _declared_parameters(target: str) -> set[str]:
     for node in tree.body:
         targets = [node.target] if isinstance(node, ast.AnnAssign) else getattr(node, "targets", [])
         names = {t.id for t in targets if isinstance(t, ast.Name)}
-        if names & {"PARAMS", "PARAMETERS"} and isinstance(node.value, ast.Dict):
-            declared |= {k.value for k in node.value.keys if isinstance(k, ast.Constant)}
+        if "PARAMS" in names and node.value is not None:
+            declared |= {c.args[0].value for c in ast.walk(node.value) if isinstance(c, ast.Call)
+                         and getattr(c.func, "id", getattr(c.func, "attr", "")) == "Param"
+                         and c.args and isinstance(c.args[0], ast.Constant)}
     for node in ast.walk(tree):
         if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "declare_parameter" \
                 and node.args and isinstance(node.args[0], ast.Constant):
             declared.add(node.args[0].value)
-    assert declared, f"{path} declares no parameters (expected a PARAMS/PARAMETERS dict)"
+    assert declared, f"{path} declares no parameters (expected a PARAMS schema of Param(...) entries)"
     return declared
 
 
@@ -150,7 +153,7 @@ def test_hardware_choices_start_the_right_nodes():
     assert node.parameters[-1]["mode"] == "hardware" and node.parameters[-1]["use_sim_time"] is False
     assert all(p.get("use_sim_time") for n in sim.nodes if n is not node
                for p in n.parameters if isinstance(p, dict) and "use_sim_time" in p)
-    assert "topic_based_ros2_control/TopicBasedSystem" in sim.nodes[0].parameters[0]["robot_description"]
+    assert "joint_state_topic_hardware_interface/JointStateTopicSystem" in sim.nodes[0].parameters[0]["robot_description"]
 
     standalone = plan(hardware="mujoco", control="standalone")
     assert ("controller_manager", "ros2_control_node") not in executables(standalone)

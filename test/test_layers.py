@@ -68,9 +68,12 @@ LAYER_RULES = {
     "so100_bringup.recorder.core": 2,  # frames -> LeRobot dataset, the core of recorder.node
     # 3 ROS node shells: modules that define rclpy nodes or rclpy helpers
     "so100_common.ros_node": 3,
+    "so100_common.ros_images": 3,  # cv_bridge when installed
+    "so100_description.moveit.ik": 3,  # MoveIt's IK (moveit_py, a ROS client) and the backend choice
     "so100_bringup.follower_ros": 3,
     "so100_bringup.driver_node": 3,
     "so100_bringup.sim.node": 3,
+    "so100_bringup.node_params": 4,  # config/*.yaml generated from the node schemas
     "vla_policy_node.node": 3,
     "so100_bringup.recorder.node": 3,
     "so100_bringup.teleop.expert_node": 3,

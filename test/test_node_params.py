@@ -22,18 +22,10 @@ import pytest
 import yaml
 
 from so100_bringup import node_params as registry
-from so100_common.params import Param, ParameterError, ParamSchema, render_yaml, schema
+from so100_common.params import Param, ParameterError, render_yaml, schema
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIG = REPO / "config"
-NOT_YET = "PARAMS not yet a schema"  # the driver/sim rewrite: remove once every node has a schema
-
-
-def schema_or_skip(entry: registry.NodeParams) -> ParamSchema:
-    try:
-        return registry.load_schema(entry)
-    except registry.NotASchema:
-        pytest.skip(NOT_YET)
 
 
 # -- the schema API (plain Python) -------------------------------------------------------------
@@ -181,7 +173,7 @@ def test_every_node_file_under_config_is_generated_and_every_declaring_module_is
 
 @pytest.mark.parametrize("entry", CONFIG_ENTRIES, ids=lambda e: e.config)
 def test_config_file_is_what_the_schema_renders(entry):
-    params = schema_or_skip(entry)
+    params = registry.load_schema(entry)
     expected = registry.render(entry, params)
     actual = (CONFIG / entry.config).read_text()
     assert actual == expected, (f"config/{entry.config} differs from {entry.module}.PARAMS; regenerate it with "
@@ -194,7 +186,7 @@ def test_config_file_is_what_the_schema_renders(entry):
 def test_check_and_write_commands(tmp_path, capsys):
     config = tmp_path / "config"
     shutil.copytree(CONFIG, config)
-    checked = [e.config for e in CONFIG_ENTRIES if _is_schema(e)]
+    checked = [e.config for e in CONFIG_ENTRIES]
     assert "policy.yaml" in checked
     assert registry.main(["--check", "--config-dir", str(config)]) == 0
     (config / "policy.yaml").write_text((config / "policy.yaml").read_text().replace("fps: 30.0", "fps: 15.0"))
@@ -210,33 +202,23 @@ def test_check_and_write_commands(tmp_path, capsys):
         assert (config / name).read_text() == (CONFIG / name).read_text()
 
 
-def test_an_old_style_params_dict_is_skipped_with_a_message(monkeypatch, tmp_path, capsys):
-    import types
-
-    old = types.ModuleType("old_style_node")
-    old.PARAMS = {"rate": (1.0, "Hz")}
-    monkeypatch.setitem(sys.modules, "old_style_node", old)
-    monkeypatch.setattr(registry, "REGISTRY", (registry.NodeParams("old_style_node", "X", "old.yaml"),))
-    (tmp_path / "old.yaml").write_text("hand-written\n")
-    assert registry.main(["--write", "--config-dir", str(tmp_path)]) == 0
-    assert (tmp_path / "old.yaml").read_text() == "hand-written\n"
-    assert "old_style_node.PARAMS is not yet a schema" in capsys.readouterr().err
-
-
-def _is_schema(entry) -> bool:
-    try:
-        registry.load_schema(entry)
-        return True
-    except registry.NotASchema:
-        return False
-
-
 def test_recorder_video_codecs_are_lerobots():
     video = pytest.importorskip("lerobot.configs.video", reason="lerobot not installed")
     from so100_bringup.recorder.node import PARAMS, VIDEO_CODECS
 
     assert set(VIDEO_CODECS) == set(video.VALID_VIDEO_CODECS) | set(video.VIDEO_CODECS_ALIASES)
     assert PARAMS["video_codec"].choices == VIDEO_CODECS
+
+
+def test_policy_end_effector_choices_are_ee_actions():
+    try:
+        from vla_policy_node import ee_actions
+    except ImportError as exc:  # its IK stack is optional
+        pytest.skip(f"vla_policy_node.ee_actions does not import: {exc}")
+    from vla_policy_node.node import PARAMS
+
+    assert PARAMS["ee_gripper_unit"].choices == tuple(ee_actions.GRIPPER_UNITS)
+    assert PARAMS["ee_orientation"].choices == tuple(ee_actions.ORIENTATION_MODES)
 
 
 # -- ROS: declare_params, start-up and run-time checks ---------------------------------------
@@ -263,7 +245,7 @@ def test_generated_files_load_in_ros_as_the_defaults_with_their_types(ctx, entry
     type, so declaring the parameters with the file accepts all of them."""
     from so100_common.ros_node import declare_params
 
-    params = schema_or_skip(entry)
+    params = registry.load_schema(entry)
     node = _plain_node(ctx, params.node, args=["--ros-args", "--params-file", str(CONFIG / entry.config)])
     try:
         assert set(node._parameter_overrides) >= set(params.names())
@@ -365,7 +347,7 @@ def test_run_time_sets_of_every_registered_schema(ctx, entry):
 
     from so100_common.ros_node import declare_params
 
-    params = schema_or_skip(entry)
+    params = registry.load_schema(entry)
     node = _plain_node(ctx, params.node)
     try:
         declare_params(node, params)
@@ -402,16 +384,11 @@ def bad_values(p: Param) -> list[tuple[object, str]]:
 
 
 def startup_cases():
-    """(entry, parameter, value, what) for every registered node; entries whose PARAMS is not
-    yet a schema give one skipped case."""
+    """(entry, parameter, value, what) for every registered node."""
     cases = []
     for entry in ENTRIES:
         try:
             params = registry.load_schema(entry)
-        except registry.NotASchema:
-            cases.append(pytest.param(entry, None, None, "", id=f"{entry.label}-skipped",
-                                      marks=pytest.mark.skip(reason=NOT_YET)))
-            continue
         except Exception as exc:  # noqa: BLE001 - a module that does not import fails its own case
             cases.append(pytest.param(entry, exc, None, "import", id=f"{entry.label}-import"))
             continue
@@ -458,7 +435,9 @@ def _script(name: str) -> Path:
      ["leader_arm: parameter rate_hz is -5.0; allowed: double > 0"]),
 ])
 def test_console_script_prints_one_line_and_exits_2(script, args, names):
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    # the source tree first: an editable install made before a package was added does not map it
+    env = dict(os.environ, PYTHONUNBUFFERED="1",
+               PYTHONPATH=os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH", "")) if p))
     proc = subprocess.run([str(_script(script)), "--ros-args", *args], env=env, capture_output=True, text=True,
                           timeout=120)
     err = proc.stderr.strip()

@@ -29,7 +29,7 @@ def _msg(**fields):
 @pytest.mark.parametrize("encoding", ["rgb8", "bgr8", "mono8"])
 def test_image_round_trip_numpy_path(encoding):
     rgb = RNG.integers(0, 255, size=(5, 7, 3), dtype=np.uint8)
-    out = image_msg_to_rgb(_msg(**rgb_to_image_fields(rgb, encoding)), use_cv_bridge=False)
+    out = image_msg_to_rgb(_msg(**rgb_to_image_fields(rgb, encoding)), )
     assert out.shape == (5, 7, 3) and out.dtype == np.uint8
     if encoding == "mono8":
         grey = (rgb.astype(int).sum(axis=2) // 3).astype(np.uint8)
@@ -44,7 +44,7 @@ def test_image_rows_with_padding_and_bgra():
     padded = np.zeros((3, 4 * 4 + 3), np.uint8)  # 3 bytes of row padding
     padded[:, :16] = bgra.reshape(3, 16)
     msg = _msg(height=3, width=4, encoding="bgra8", step=19, data=padded.tobytes(), is_bigendian=0)
-    assert np.array_equal(image_msg_to_rgb(msg, use_cv_bridge=False), rgb)
+    assert np.array_equal(image_msg_to_rgb(msg, ), rgb)
 
 
 @pytest.mark.parametrize("fields,match", [
@@ -55,17 +55,19 @@ def test_image_rows_with_padding_and_bgra():
 ])
 def test_bad_images_are_rejected_with_reason(fields, match):
     with pytest.raises(ImageConversionError, match=match):
-        image_msg_to_rgb(_msg(**fields), use_cv_bridge=False)
+        image_msg_to_rgb(_msg(**fields))
 
 
 def test_cv_bridge_gives_same_pixels_as_numpy():
     pytest.importorskip("cv_bridge", reason="cv_bridge is not installed (pip-only machine)")
     from sensor_msgs.msg import Image
 
+    from so100_common.ros_images import ros_image_to_rgb
+
     rgb = RNG.integers(0, 255, size=(6, 8, 3), dtype=np.uint8)
     for enc in ("rgb8", "bgr8", "mono8"):
         msg = Image(**rgb_to_image_fields(rgb, enc))
-        assert np.array_equal(image_msg_to_rgb(msg, use_cv_bridge=True), image_msg_to_rgb(msg, use_cv_bridge=False))
+        assert np.array_equal(ros_image_to_rgb(msg), image_msg_to_rgb(msg))
 
 
 def test_compressed_png_is_lossless_and_garbage_fails():

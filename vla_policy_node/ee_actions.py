@@ -30,9 +30,9 @@ from typing import Sequence
 
 import numpy as np
 
-from so100_description.joints import ARM_JOINTS, JOINT_NAMES, joint_limits
+from so100_description.joints import ARM_JOINTS, JOINT_NAMES, LimitArrays
 
-from so100_description.ik import IKResult, IKSolver, IKTarget, make_ik_solver
+from so100_description.ik import IKResult, IKSolver, IKTarget, PinocchioIK, project_urdf
 
 LOG = logging.getLogger(__name__)
 
@@ -67,8 +67,9 @@ def matrix_to_rpy(r: np.ndarray) -> np.ndarray:
 class EndEffectorActionConverter:
     def __init__(self, variant: str = "so101", mode: str = "absolute", frame: str = "base_link", *,
                  fps: float = 30.0, velocity_scale: float = 1.0, gripper_unit: str = "rad",
-                 orientation: str = "full", solver: IKSolver | None = None,
-                 ik_backend: str = "auto") -> None:
+                 orientation: str = "full", solver: IKSolver | None = None) -> None:
+        """`solver`: an IK backend (the ROS layer may pass MoveIt's); default: pinocchio on the
+        project's URDF."""
         if mode not in MODES:
             raise ValueError(f"unknown end-effector action mode {mode!r}; expected one of {MODES}")
         if gripper_unit not in GRIPPER_UNITS:
@@ -79,15 +80,14 @@ class EndEffectorActionConverter:
             raise ValueError(f"fps must be > 0 and velocity_scale in (0, 1], got {fps}, {velocity_scale}")
         self.variant, self.mode, self.frame = variant, mode, frame
         self.gripper_unit, self.orientation = gripper_unit, orientation
-        self.solver = solver if solver is not None else make_ik_solver(variant, backend=ik_backend)
+        self.solver = solver if solver is not None else PinocchioIK(project_urdf(variant), variant=variant)
         if tuple(self.solver.joint_names) != ARM_JOINTS:
             raise ValueError(f"IK solver joints {self.solver.joint_names} != {ARM_JOINTS}")
-        limits = joint_limits(variant)
-        self.lower = np.array([limits[j].lower for j in JOINT_NAMES])
-        self.upper = np.array([limits[j].upper for j in JOINT_NAMES])
+        limits = LimitArrays.for_joints(JOINT_NAMES, variant, velocity_scale=velocity_scale)
+        self.lower, self.upper = limits.lower, limits.upper
         # per-step joint bound: what the velocity limits allow between two actions
-        self.max_step = np.array([limits[j].velocity for j in ARM_JOINTS]) * velocity_scale / fps
-        self.max_gripper_step = limits["gripper"].velocity * velocity_scale / fps
+        self.max_step = limits.velocity[:len(ARM_JOINTS)] / fps
+        self.max_gripper_step = float(limits.velocity[JOINT_NAMES.index("gripper")]) / fps
         self.frame_pose(np.zeros(len(JOINT_NAMES)))  # unknown frame -> error at construction
         self.last_results: list[IKResult] = []
 

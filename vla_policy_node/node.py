@@ -36,12 +36,16 @@ from .backends import CheckpointError, check_compatibility, make_backend, read_s
 from .backends.base import IMAGE_PREFIX
 from .backends.local import _DTYPES as LOCAL_DTYPES
 from .chunking import ChunkScheduler, Segment
-from .ee_actions import GRIPPER_UNITS, ORIENTATION_MODES
-from so100_common.images import ImageConversionError, compressed_msg_to_rgb, image_msg_to_rgb
-from so100_common.images import RESIZE_MODES
+from so100_common.images import RESIZE_MODES, ImageConversionError, compressed_msg_to_rgb
+from so100_common.ros_images import ros_image_to_rgb
 from .observation import JointStateError, ObservationBuilder
 from .runner import PolicyRunner
 from .safety import JointLimiter, LimitArrays
+
+# ee_actions' GRIPPER_UNITS and ORIENTATION_MODES, spelled out: that module (IK) is imported only
+# for an end-effector action space (test_node_params checks that the lists agree).
+EE_GRIPPER_UNITS = ("rad", "fraction")
+EE_ORIENTATION_MODES = ("full", "approach", "none")
 
 PARAMS = schema("vla_policy_node", [
     # policy
@@ -83,9 +87,9 @@ PARAMS = schema("vla_policy_node", [
           "(T x 7: x, y, z, roll, pitch, yaw, gripper)", choices=tuple(ACTION_SPACES)),
     Param("ee_frame", "base_link", "frame of end-effector actions"),
     Param("ee_gripper_unit", "rad", "end-effector actions' gripper column: rad (URDF joint angle) or fraction "
-          "(0 closed .. 1 open)", choices=tuple(GRIPPER_UNITS)),
+          "(0 closed .. 1 open)", choices=EE_GRIPPER_UNITS),
     Param("ee_orientation", "full", "end-effector orientation tracking of the 5-DOF arm: full, approach "
-          "(roll free) or none", choices=tuple(ORIENTATION_MODES)),
+          "(roll free) or none", choices=EE_ORIENTATION_MODES),
     # outputs and timing
     Param("arm_trajectory_topic", "arm_controller/joint_trajectory", "JointTrajectory output for the arm joints"),
     Param("gripper_trajectory_topic", "gripper_controller/joint_trajectory", "JointTrajectory output for the "
@@ -110,6 +114,16 @@ PARAMS = schema("vla_policy_node", [
     Param("autostart", False, "run the policy at startup; otherwise call ~/enable (std_srvs/SetBool) with true"),
     Param("diagnostics_period", 1.0, "time between /diagnostics messages", min=0.0, min_exclusive=True, unit="s"),
 ], title="Parameters of vla_policy_node (vla_policy_node/node.py, console script vla_policy_node)")
+
+
+def _ik_solver(variant: str):
+    """MoveIt's IK when moveit_py imports (a full ROS install), else pinocchio's."""
+    try:
+        from so100_description.moveit.ik import make_ik_solver
+
+        return make_ik_solver(variant)
+    except ImportError as exc:
+        raise RuntimeError(f"end-effector action spaces need the IK stack (pip extra `kinematics`): {exc}") from None
 
 
 def _parse_cameras(text: str, policy_cameras: list[str]) -> dict[str, str]:
@@ -160,7 +174,8 @@ class PolicyNode(Node):
         self.converter = JointUnitConverter(calibration, p["arm_units"], p["variant"])
         ee_options = {} if p["action_space"] == "joint" else dict(
             fps=float(p["fps"]), velocity_scale=float(p["velocity_scale"]),
-            gripper_unit=p["ee_gripper_unit"], orientation=p["ee_orientation"])
+            gripper_unit=p["ee_gripper_unit"], orientation=p["ee_orientation"],
+            solver=_ik_solver(p["variant"]))
         mapper, action_dim = make_action_mapper(p["action_space"], self.converter, p["variant"], p["ee_frame"],
                                                 **ee_options)
 
@@ -230,7 +245,7 @@ class PolicyNode(Node):
     def _on_image(self, msg, key: str, compressed: bool) -> None:
         arrival = time.perf_counter()
         try:
-            rgb = compressed_msg_to_rgb(msg) if compressed else image_msg_to_rgb(msg)
+            rgb = compressed_msg_to_rgb(msg) if compressed else ros_image_to_rgb(msg)
         except ImageConversionError as exc:
             self.image_errors += 1
             self._log("error", f"{key}: {exc}", throttle=2.0)

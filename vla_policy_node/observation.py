@@ -77,7 +77,6 @@ class ObservationBuilder:
         self._state_time = -math.inf
         self.task = task
         self.rejected_states = 0
-        self.last_state_error = ""
 
     # -- inputs --------------------------------------------------------------------------
     def set_task(self, task: str) -> None:
@@ -95,9 +94,8 @@ class ObservationBuilder:
         """Store a JointState; raises JointStateError (and keeps the previous one) when unusable."""
         try:
             values = self.positions_from_joint_state(names, positions)
-        except JointStateError as exc:
+        except JointStateError:
             self.rejected_states += 1
-            self.last_state_error = str(exc)
             raise
         with self._lock:
             self._positions, self._state_time = values, received

@@ -199,6 +199,11 @@ class ArmController:
                 self._write(np.asarray(command, dtype=float).reshape(-1))
             return reading
 
+    def exclusive(self) -> threading.RLock:
+        """`with controller.exclusive():` uses the hardware outside the cycle (e.g. a health read)
+        without racing the cycle or a service call: one user of the bus at a time."""
+        return self._lock
+
     def status(self) -> ControllerStatus:
         return ControllerStatus(self.mode, self.accepting, self.estopped, self.watchdog_tripped, self.writes,
                                 self.clamped, self.step_limited, self.rejected_commands)

@@ -12,8 +12,6 @@ STS3215_MODEL_NUMBER = 777
 TICKS_PER_REV = 4096
 DEFAULT_BAUDRATE = 1_000_000
 BROADCAST_ID = 0xFE
-MAX_SERVO_ID = 0xFD  # 253; 0xFE is broadcast
-EEPROM_END = 40  # addresses below this are EEPROM (write-protected by Lock)
 
 # Baud_Rate register code -> baud
 BAUD_CODES: dict[int, int] = {0: 1_000_000, 1: 500_000, 2: 250_000, 3: 128_000, 4: 115_200,

@@ -52,7 +52,6 @@ class EvalResult:
     mode: str
     successes: list[bool] = field(default_factory=list)
     seconds: float = 0.0
-    notes: str = ""
 
     @property
     def rate(self) -> float:

@@ -49,19 +49,19 @@ PARAMS = schema("recorder", [
     Param("repo_id", "local/so101_recording", "dataset repo id stored in its metadata (never pushed)"),
     Param("fps", 30, "recording rate; the dataset's fps", min=1, unit="Hz"),
     Param("cameras", ["front", "wrist"], "camera names; images come from camera_topic with {name} filled in"),
-    Param("camera_topic", "/camera/{name}/image_raw", "sensor_msgs/Image topic pattern per camera"),
+    Param("camera_topic", "camera/{name}/image_raw", "sensor_msgs/Image topic pattern per camera"),
     Param("image_width", 0, "stored image width; 0 = size of the first frame received", min=0, unit="px"),
     Param("image_height", 0, "stored image height; 0 = size of the first frame received", min=0, unit="px"),
-    Param("joint_states_topic", "/joint_states", "follower arm state (observation.state)"),
+    Param("joint_states_topic", "joint_states", "follower arm state (observation.state)"),
     Param("action_source", "trajectory", "where actions come from: trajectory (the commanded JointTrajectory "
           "of a policy or the scripted expert, sampled at record time) or leader (a teleop arm's "
           "/leader/joint_states)", choices=ACTION_SOURCES),
-    Param("leader_topic", "/leader/joint_states", "leader arm joint states (action_source leader)"),
-    Param("arm_trajectory_topic", "/arm_controller/joint_trajectory", "arm JointTrajectory (action_source "
+    Param("leader_topic", "leader/joint_states", "leader arm joint states (action_source leader)"),
+    Param("arm_trajectory_topic", "arm_controller/joint_trajectory", "arm JointTrajectory (action_source "
           "trajectory)"),
-    Param("gripper_trajectory_topic", "/gripper_controller/joint_trajectory", "gripper JointTrajectory "
+    Param("gripper_trajectory_topic", "gripper_controller/joint_trajectory", "gripper JointTrajectory "
           "(action_source trajectory)"),
-    Param("instruction_topic", "/vla/instruction", "std_msgs/String; the latest one is the next episode's task "
+    Param("instruction_topic", "vla/instruction", "std_msgs/String; the latest one is the next episode's task "
           "(empty: no subscription)"),
     Param("task", "pick the cube and place it in the target area", "task string when no instruction arrived"),
     Param("joint_prefix", "", "prefix of the joint names on the topics"),
@@ -225,7 +225,7 @@ class RecorderNode(Node):
         from so100_common.images import image_msg_to_rgb
 
         try:
-            rgb = image_msg_to_rgb(msg, use_cv_bridge=False)
+            rgb = image_msg_to_rgb(msg)
         except ValueError as exc:
             self._input_error(f"camera {cam}: {exc}")
             return

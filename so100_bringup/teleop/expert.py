@@ -67,9 +67,9 @@ class PickPlaceExpert:
     def __init__(self, ik=None, settings: ExpertSettings | None = None, variant: str = "so101",
                  cube_size_m: float = 0.03, gripper_link: str = "gripper_link"):
         if ik is None:
-            from so100_description.ik import make_ik_solver
+            from so100_description.ik import PinocchioIK, project_urdf
 
-            ik = make_ik_solver(variant, backend="pinocchio")
+            ik = PinocchioIK(project_urdf(variant), variant=variant)
         self.ik = ik
         self.s = settings or ExpertSettings()
         self.cube_half = cube_size_m / 2

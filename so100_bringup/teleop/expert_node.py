@@ -40,13 +40,13 @@ _LAYOUT_RE = re.compile(r"cube at \(\s*([-0-9.eE+]+),\s*([-0-9.eE+]+)\).*?target
 
 PARAMS = schema("scripted_expert", [
     Param("episodes", 10, "number of demonstrations to run", min=1),
-    Param("reset_service", "/mujoco_sim/reset", "sim reset service (std_srvs/Trigger)"),
-    Param("recorder", "/recorder", "recorder node whose ~/start_episode, ~/stop_episode and ~/discard_episode "
+    Param("reset_service", "mujoco_sim/reset", "sim reset service (std_srvs/Trigger)"),
+    Param("recorder", "recorder", "recorder node whose ~/start_episode, ~/stop_episode and ~/discard_episode "
           "are called; empty = do not record"),
-    Param("task_success_topic", "/sim/task_success", "std_msgs/Bool from the sim"),
-    Param("joint_states_topic", "/joint_states", "arm state"),
-    Param("arm_trajectory_topic", "/arm_controller/joint_trajectory", "arm JointTrajectory"),
-    Param("gripper_trajectory_topic", "/gripper_controller/joint_trajectory", "gripper JointTrajectory"),
+    Param("task_success_topic", "sim/task_success", "std_msgs/Bool from the sim"),
+    Param("joint_states_topic", "joint_states", "arm state"),
+    Param("arm_trajectory_topic", "arm_controller/joint_trajectory", "arm JointTrajectory"),
+    Param("gripper_trajectory_topic", "gripper_controller/joint_trajectory", "gripper JointTrajectory"),
     Param("joint_prefix", "", "prefix of the joint names on the topics"),
     Param("variant", "so101", "arm variant (IK model, limits)", choices=VARIANTS),
     Param("cube_size_m", 0.03, "edge of the sim cube", min=0.0, min_exclusive=True, unit="m"),

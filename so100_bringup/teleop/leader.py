@@ -66,7 +66,7 @@ PARAMS = schema("leader_arm", [
           "calibration/teleoperators/so_leader/<id>.json; empty = nominal (emulator and tests only)"),
     Param("variant", "so101", "arm variant (gripper range)", choices=VARIANTS),
     Param("rate_hz", 100.0, "publish rate", min=0.0, min_exclusive=True, unit="Hz"),
-    Param("topic", "/leader/joint_states", "output topic (sensor_msgs/JointState, rad)"),
+    Param("topic", "leader/joint_states", "output topic (sensor_msgs/JointState, rad)"),
     Param("joint_prefix", "", "prefix for the published joint names"),
 ], title="Leader arm (so100_bringup.teleop.leader, console script so100_leader_arm): a hand-moved SO arm "
          "-> /leader/joint_states")

@@ -113,5 +113,5 @@ def moveit_py_params(variant: str = "so101", robot_description: str | None = Non
 
 
 def moveit_config_dict(variant: str = "so101", robot_description: str | None = None) -> dict[str, Any]:
-    """What so100_description.ik.MoveItIK hands to MoveItPy."""
+    """What so100_description.moveit.ik.MoveItIK hands to MoveItPy."""
     return moveit_py_params(variant, robot_description)
