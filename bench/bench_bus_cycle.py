@@ -121,7 +121,8 @@ def main() -> int:
         time.sleep(0.2)  # let the emulator finish replies still queued from the last row
 
         # generous timeout for the setup transfers: the paced emulator shares 2 busy cores
-        arm = SO100Arm(ArmConfig(port=str(link), calibration=nominal_calibration(), timeout_ms=50.0))
+        arm = SO100Arm(ArmConfig(port=str(link), calibration=nominal_calibration(), timeout_ms=50.0,
+                                 write_calibration=True))  # the emulator starts uncalibrated
         arm.connect()
         controller = ArmController(arm, JOINT_NAMES, LimitArrays.for_joints(JOINT_NAMES), max_step=0.05)
         command = np.zeros(6)

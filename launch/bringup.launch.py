@@ -6,15 +6,15 @@ optionally the VLA policy node, MoveIt's move_group and RViz.
 
 Which nodes start with which parameters is decided in so100_bringup/launch_plan.py (plain
 Python, tested without ROS launch); this file only turns that plan into launch actions
-(so100_bringup/launch_support.py, shared by every launch file). The other launch files include
-this one with some arguments fixed (see docs/launch.md).
+(so100_bringup/launch_support.py, shared by every launch file). The other launch files run the
+same plan with some arguments fixed and take only the arguments they declare (see docs/launch.md).
 """
 from __future__ import annotations
 
-from so100_bringup.launch_support import bringup_launch_description
+from so100_bringup.launch_support import launch_description
 
 NAME = "bringup.launch.py"
 
 
 def generate_launch_description():
-    return bringup_launch_description(NAME)
+    return launch_description(NAME)

@@ -3,14 +3,15 @@ MoveIt and the policy node without hardware.
 
     ros2 launch so100_vla mock.launch.py rviz:=true moveit:=true
 
-Includes bringup.launch.py with hardware:=mock; see docs/launch.md and so100_bringup/launch_plan.py.
+bringup.launch.py's plan with hardware:=mock; takes only the arguments it declares (--show-args).
+See docs/launch.md and so100_bringup/launch_plan.py.
 """
 from __future__ import annotations
 
-from so100_bringup.launch_support import including_bringup_launch_description
+from so100_bringup.launch_support import launch_description
 
 NAME = "mock.launch.py"
 
 
 def generate_launch_description():
-    return including_bringup_launch_description(NAME, __file__)
+    return launch_description(NAME)

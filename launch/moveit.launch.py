@@ -4,14 +4,16 @@ robot:=false when the robot side already runs.
 
     ros2 launch so100_vla moveit.launch.py hardware:=mujoco
 
-Includes bringup.launch.py with moveit:=true (rviz defaults to true); see docs/launch.md and so100_bringup/launch_plan.py.
+bringup.launch.py's plan with moveit:=true (rviz defaults to true); takes only the arguments it
+declares (--show-args).
+See docs/launch.md and so100_bringup/launch_plan.py.
 """
 from __future__ import annotations
 
-from so100_bringup.launch_support import including_bringup_launch_description
+from so100_bringup.launch_support import launch_description
 
 NAME = "moveit.launch.py"
 
 
 def generate_launch_description():
-    return including_bringup_launch_description(NAME, __file__)
+    return launch_description(NAME)

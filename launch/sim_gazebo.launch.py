@@ -4,14 +4,15 @@ with gz_ros2_control, controllers spawned, ros_gz_bridge for camera images, came
 
     ros2 launch so100_vla sim_gazebo.launch.py gz_gui:=false policy:=true policy_path:=...
 
-Includes bringup.launch.py with hardware:=gazebo; see docs/launch.md and so100_bringup/launch_plan.py.
+bringup.launch.py's plan with hardware:=gazebo; takes only the arguments it declares (--show-args).
+See docs/launch.md and so100_bringup/launch_plan.py.
 """
 from __future__ import annotations
 
-from so100_bringup.launch_support import including_bringup_launch_description
+from so100_bringup.launch_support import launch_description
 
 NAME = "sim_gazebo.launch.py"
 
 
 def generate_launch_description():
-    return including_bringup_launch_description(NAME, __file__)
+    return launch_description(NAME)

@@ -4,14 +4,15 @@ policy node (the README demo's graph on a full ROS machine).
 
     ros2 launch so100_vla sim_mujoco.launch.py policy:=true policy_path:=/path/to/ckpt
 
-Includes bringup.launch.py with hardware:=mujoco; see docs/launch.md and so100_bringup/launch_plan.py.
+bringup.launch.py's plan with hardware:=mujoco; takes only the arguments it declares (--show-args).
+See docs/launch.md and so100_bringup/launch_plan.py.
 """
 from __future__ import annotations
 
-from so100_bringup.launch_support import including_bringup_launch_description
+from so100_bringup.launch_support import launch_description
 
 NAME = "sim_mujoco.launch.py"
 
 
 def generate_launch_description():
-    return including_bringup_launch_description(NAME, __file__)
+    return launch_description(NAME)

@@ -46,8 +46,9 @@ PARAMS = schema("so100_driver", [
                           "(default ~/.cache/huggingface/lerobot/calibration)/robots/so_follower/<id>.json"),
     Param("use_nominal_calibration", False, "No calibration file: use nominal ranges = URDF limits "
                                             "(emulator and tests only, never a real arm)"),
-    Param("write_calibration", True, "Write the file's homing offsets/limits to the servos when they differ (as "
-                                     "LeRobot does when you accept a calibration file); false: refuse to start"),
+    Param("write_calibration", False, "Servos whose homing offset / position limits differ from the calibration "
+                                      "file: true = write the file's values to them (LeRobot asks before it does "
+                                      "this); false = do not connect, log every difference, keep checking"),
     Param("variant", "so101", "Arm variant for the URDF limits", choices=VARIANTS),
     Param("prefix", "", "Joint name prefix, as in the URDF"),
     Param("mode", "standalone", "standalone: follow JointTrajectory topics and publish joint_states; hardware: "
@@ -71,8 +72,8 @@ PARAMS = schema("so100_driver", [
     Param("enable_on_start", True, "Enable torque and follow commands once connected (LeRobot enables torque "
                                    "on connect)"),
     Param("estop_disables_torque", False, "e-stop also switches torque off (the arm falls under gravity!)"),
-    Param("disable_torque_on_exit", False, "Switch torque off when the node exits (LeRobot's "
-                                           "disable_torque_on_disconnect)"),
+    Param("disable_torque_on_exit", True, "Switch torque off when the node exits: the arm goes limp (LeRobot's "
+                                          "disable_torque_on_disconnect, default true); false = keep holding"),
     Param("gripper_max_torque", 500, "Gripper Max_Torque_Limit (0.1 %), LeRobot: 500", min=0, max=1000),
     Param("gripper_protection_current", 250, "Gripper Protection_Current (6.5 mA units), LeRobot: 250",
           min=0, max=511),

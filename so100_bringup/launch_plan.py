@@ -4,8 +4,9 @@ without ROS 2 launch, and launch/bringup.launch.py turns it into launch_ros acti
 One plan per choice of `hardware` (mock | mujoco | gazebo | real) and `control`:
   ros2_control (full ROS machine): robot_state_publisher, controller_manager (ros2_control_node;
       inside Gazebo for hardware gazebo), spawners for joint_state_broadcaster, arm_controller,
-      gripper_controller, and the far side of topic_based_ros2_control (so100_mujoco_sim or
-      so100_driver in mode "hardware", on <ns>/hw/joint_commands -> <ns>/hw/joint_states).
+      gripper_controller, and the far side of joint_state_topic_hardware_interface
+      (so100_mujoco_sim or so100_driver in mode "hardware", on <ns>/hw/joint_commands ->
+      <ns>/hw/joint_states).
   standalone (no ros2_control): robot_state_publisher and the sim/driver node in mode
       "standalone" (it publishes joint_states and follows the JointTrajectory topics itself).
 Optional parts: the VLA policy node, MoveIt's move_group, RViz.
@@ -65,7 +66,10 @@ EXTRA_ARGS: dict[str, tuple[str, str, tuple[str, ...] | None]] = {
     "policy": ("false", "start the VLA policy node", ("true", "false")),
     "moveit": ("false", "start MoveIt's move_group", ("true", "false")),
     "port": ("/dev/ttyACM0", "hardware real: serial port of the arm", None),
-    "calibration_file": ("", "hardware real: LeRobot calibration JSON ('' = the driver's default)", None),
+    "calibration_file": ("", "the follower arm's LeRobot calibration JSON, for the driver and the policy node "
+                             "('' = see robot_id)", None),
+    "robot_id": ("", "LeRobot robot id: the calibration file robots/so_follower/<id>.json of LeRobot's calibration "
+                     "folder, when calibration_file is ''", None),
     "policy_path": ("", "policy: LeRobot checkpoint directory ('' = config/policy.yaml's)", None),
     "policy_params_file": ("", "policy: parameter file replacing config/policy.yaml", None),
     "cameras": ("", "policy: 'name=topic,...' ('' = config/policy.yaml's)", None),
@@ -75,17 +79,23 @@ EXTRA_ARGS: dict[str, tuple[str, str, tuple[str, ...] | None]] = {
 }
 ALL_ARGS = {**COMMON_ARGS, **EXTRA_ARGS}
 
-# Which arguments each launch file declares (and forwards to bringup.launch.py).
+# Which arguments each launch file accepts, i.e. declares (bringup.launch.py: all of them). A
+# wrapper neither declares nor accepts the arguments it fixes or leaves at bringup's default, so
+# `ros2 launch ... --show-args` lists exactly what it takes, and anything else is refused
+# (launch_file_values), because ROS 2 launch hands undeclared arguments on unchecked.
+_COMMON_BUT_HARDWARE = tuple(a for a in COMMON_ARGS if a != "hardware")
 LAUNCH_FILES: dict[str, tuple[str, ...]] = {
     "bringup.launch.py": tuple(ALL_ARGS),
-    "real.launch.py": (*COMMON_ARGS, "control", "port", "calibration_file", "policy", "policy_path", "moveit"),
-    "mock.launch.py": (*COMMON_ARGS, "moveit", "policy", "policy_path"),
-    "sim_mujoco.launch.py": (*COMMON_ARGS, "control", "policy", "policy_path", "cameras", "task", "moveit"),
-    "sim_gazebo.launch.py": (*COMMON_ARGS, "world", "gz_gui", "policy", "policy_path", "moveit"),
-    "moveit.launch.py": (*COMMON_ARGS, "robot", "port", "calibration_file", "world", "gz_gui"),
-    "policy.launch.py": (*COMMON_ARGS, "policy_path", "policy_params_file", "cameras", "task"),
+    "real.launch.py": (*_COMMON_BUT_HARDWARE, "control", "port", "calibration_file", "robot_id", "policy",
+                       "policy_path", "moveit"),
+    "mock.launch.py": (*_COMMON_BUT_HARDWARE, "moveit", "policy", "policy_path"),
+    "sim_mujoco.launch.py": (*_COMMON_BUT_HARDWARE, "control", "policy", "policy_path", "cameras", "task", "moveit"),
+    "sim_gazebo.launch.py": (*_COMMON_BUT_HARDWARE, "world", "gz_gui", "policy", "policy_path", "moveit"),
+    "moveit.launch.py": (*COMMON_ARGS, "robot", "port", "calibration_file", "robot_id", "world", "gz_gui"),
+    "policy.launch.py": (*COMMON_ARGS, "policy_path", "policy_params_file", "cameras", "task", "calibration_file",
+                         "robot_id"),
 }
-# Arguments a launch file fixes when it includes bringup.launch.py.
+# Arguments a launch file fixes (hands to bringup's plan whatever the command line says).
 LAUNCH_FILE_FIXED: dict[str, dict[str, str]] = {
     "real.launch.py": {"hardware": "real"},
     "mock.launch.py": {"hardware": "mock"},
@@ -122,17 +132,38 @@ EXTERNAL_PARAMETERS: dict[str, tuple[str, ...]] = {
 
 
 def launch_file_arguments(launch_file: str) -> list[tuple[str, str, str, tuple[str, ...] | None]]:
-    """(name, default, description, choices) of every argument `launch_file` declares. An argument
-    the file fixes (hardware in real.launch.py, ...) is declared with that value as its only choice."""
+    """(name, default, description, choices) of every argument `launch_file` declares."""
     defaults = LAUNCH_FILE_DEFAULTS.get(launch_file, {})
-    fixed = LAUNCH_FILE_FIXED.get(launch_file, {})
     out = []
     for name in LAUNCH_FILES[launch_file]:
         default, description, choices = ALL_ARGS[name]
-        if name in fixed:
-            default, choices = fixed[name], (fixed[name],)
         out.append((name, defaults.get(name, default), description, choices))
     return out
+
+
+def launch_file_values(launch_file: str, values: Mapping[str, str]) -> dict[str, str]:
+    """The bringup argument strings `launch_file` stands for: `values` (only arguments it accepts),
+    then its changed defaults and fixed arguments. Any other name is a ValueError naming the fix."""
+    if launch_file not in LAUNCH_FILES:
+        raise ValueError(f"unknown launch file {launch_file!r}; known: {sorted(LAUNCH_FILES)}")
+    accepted = LAUNCH_FILES[launch_file]
+    fixed = LAUNCH_FILE_FIXED.get(launch_file, {})
+    refused = sorted(set(values) - set(accepted))
+    if refused:
+        fixes = f"it fixes {_assignments(fixed)}; " if fixed else ""
+        message = f"{launch_file} does not take {', '.join(refused)} ({fixes}it takes: {', '.join(accepted)})."
+        unknown = sorted(set(refused) - set(ALL_ARGS))
+        if unknown:
+            message += f" No launch file takes {', '.join(unknown)}; bringup.launch.py takes: {', '.join(ALL_ARGS)}."
+        else:
+            kept = {k: v for k, v in fixed.items() if k not in refused}
+            message += f" Run bringup.launch.py {_assignments({**kept, **dict.fromkeys(refused, '...')})} instead."
+        raise ValueError(message)
+    return {**LAUNCH_FILE_DEFAULTS.get(launch_file, {}), **values, **fixed}
+
+
+def _assignments(values: Mapping[str, str]) -> str:
+    return " ".join(f"{k}:={v}" for k, v in values.items())
 
 
 @dataclass
@@ -148,6 +179,7 @@ class LaunchArgs:
     moveit: bool = False
     port: str = "/dev/ttyACM0"
     calibration_file: str = ""
+    robot_id: str = ""
     policy_path: str = ""
     policy_params_file: str = ""
     cameras: str = ""
@@ -321,7 +353,7 @@ def gazebo_wrist_camera_xml(prefix: str = "", width: int = 320, height: int = 24
 
 
 def robot_description_for(args: LaunchArgs) -> str:
-    """The URDF for `args.hardware`, with the TopicBasedSystem topics inside the namespace and,
+    """The URDF for `args.hardware`, with the JointStateTopicSystem topics inside the namespace and,
     for Gazebo, the wrist camera sensor."""
     from so100_description import robot_description
 
@@ -382,13 +414,18 @@ def robot_plan(args: LaunchArgs) -> Plan:
     elif args.hardware == "real":
         overrides: dict[str, Any] = {"variant": args.variant, "mode": mode, "port": args.port,
                                      "use_sim_time": False}
-        if args.calibration_file:
-            overrides["calibration_file"] = args.calibration_file
+        overrides.update(calibration_overrides(args))
         plan.nodes.append(NodeSpec(PACKAGE, "so100_driver", DRIVER_NODE, ns,
                                    [_params_file(args, config_file(DRIVER_PARAMS)), overrides]))
     elif args.hardware == "gazebo":
         plan.extend(gazebo_plan(args))
     return plan
+
+
+def calibration_overrides(args: LaunchArgs) -> dict[str, str]:
+    """The follower's calibration (file or LeRobot robot id) for every node that converts units:
+    the driver and the policy node read it the same way."""
+    return {key: getattr(args, key) for key in ("calibration_file", "robot_id") if getattr(args, key)}
 
 
 def gazebo_plan(args: LaunchArgs) -> Plan:
@@ -412,6 +449,7 @@ def policy_plan(args: LaunchArgs) -> Plan:
     for key in ("policy_path", "cameras", "task"):
         if getattr(args, key):
             overrides[key] = getattr(args, key)
+    overrides.update(calibration_overrides(args))  # it converts units with the driver's calibration
     return Plan(nodes=[NodeSpec(PACKAGE, "vla_policy_node", POLICY_NODE, args.namespace,
                                 [_params_file(args, params_file), overrides])])
 
@@ -451,12 +489,16 @@ def bringup_plan(args: LaunchArgs) -> Plan:
 
 
 def plan_for_launch_file(launch_file: str, values: Mapping[str, str]) -> Plan:
-    """The plan a launch file produces for the given argument strings (its fixed ones applied)."""
-    if launch_file not in LAUNCH_FILES:
-        raise ValueError(f"unknown launch file {launch_file!r}")
-    given = {k: v for k, v in values.items() if k in LAUNCH_FILES[launch_file]}
-    merged = {**LAUNCH_FILE_DEFAULTS.get(launch_file, {}), **given, **LAUNCH_FILE_FIXED.get(launch_file, {})}
-    return bringup_plan(parse_args(merged))
+    """The plan a launch file produces for the given argument strings (see launch_file_values)."""
+    return bringup_plan(parse_args(launch_file_values(launch_file, values)))
+
+
+def plan_at_launch_time(launch_file: str, configurations: Mapping[str, str]) -> Plan:
+    """plan_for_launch_file from a launch context's configurations. The context also holds
+    configurations that are not this file's concern: `ros2 launch --launch-prefix` sets
+    `launch-prefix`, and a launch file that includes this one sets its own. Only the names of
+    bringup arguments are checked: those are the ones that would otherwise change the plan."""
+    return plan_for_launch_file(launch_file, {k: v for k, v in configurations.items() if k in ALL_ARGS})
 
 
 def describe(plan: Plan) -> str:

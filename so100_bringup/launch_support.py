@@ -1,6 +1,9 @@
-"""The launch files' shared code: declare a launch file's arguments and either turn the plan of
-so100_bringup/launch_plan.py into launch_ros actions (bringup.launch.py) or include
-bringup.launch.py with the file's fixed arguments (every other launch file).
+"""The launch files' shared code: declare a launch file's arguments and, at launch time, turn the
+plan of so100_bringup/launch_plan.py for their values into launch_ros actions. Every launch file
+is the same two steps; the wrappers (real.launch.py, ...) differ from bringup.launch.py only in
+the arguments they accept and fix (launch_plan.LAUNCH_FILES / LAUNCH_FILE_FIXED). They do not
+include bringup.launch.py: an include would list bringup's arguments in `--show-args` and let
+any of them through from the command line.
 
 ROS 2 `launch` / `launch_ros` are apt packages: they are imported inside the functions, so this
 module imports (and its decisions stay in launch_plan.py) on machines without them.
@@ -10,10 +13,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from so100_bringup.launch_plan import (ALL_ARGS, LAUNCH_FILE_FIXED, Plan, bringup_plan, launch_file_arguments,
-                                       parse_args)
-
-BRINGUP = "bringup.launch.py"
+from so100_bringup.launch_plan import Plan, launch_file_arguments, plan_at_launch_time
 
 
 def declared_arguments(launch_file: str) -> list[Any]:
@@ -45,32 +45,16 @@ def plan_to_actions(plan: Plan) -> list[Any]:
     return actions
 
 
-def _bringup_actions(context, *_args, **_kwargs) -> list[Any]:
-    # Runs at launch time: the argument values are only known then.
-    from launch.substitutions import LaunchConfiguration
-
-    values = {name: LaunchConfiguration(name).perform(context) for name in ALL_ARGS}
-    return plan_to_actions(bringup_plan(parse_args(values)))
+def _plan_actions(context, launch_file: str) -> list[Any]:
+    # Runs at launch time: the argument values are only known then. A refused argument raises
+    # here, which stops `ros2 launch` with the message before anything starts.
+    return plan_to_actions(plan_at_launch_time(launch_file, context.launch_configurations))
 
 
-def bringup_launch_description(launch_file: str = BRINGUP) -> Any:
-    """bringup.launch.py: its arguments (all of them), then the plan for their values."""
+def launch_description(launch_file: str) -> Any:
+    """The LaunchDescription of `launch_file`: its arguments, then the plan for their values."""
     from launch import LaunchDescription
     from launch.actions import OpaqueFunction
 
-    return LaunchDescription([*declared_arguments(launch_file), OpaqueFunction(function=_bringup_actions)])
-
-
-def including_bringup_launch_description(launch_file: str, launch_file_path: str) -> Any:
-    """A launch file that declares its arguments and includes bringup.launch.py (its sibling in
-    the same folder) with them, plus the ones it fixes (launch_plan.LAUNCH_FILE_FIXED)."""
-    from launch import LaunchDescription
-    from launch.actions import IncludeLaunchDescription
-    from launch.launch_description_sources import PythonLaunchDescriptionSource
-    from launch.substitutions import LaunchConfiguration
-
-    forwarded: dict[str, Any] = {name: LaunchConfiguration(name) for name, *_ in launch_file_arguments(launch_file)}
-    forwarded.update(LAUNCH_FILE_FIXED[launch_file])
-    bringup = os.path.join(os.path.dirname(os.path.abspath(launch_file_path)), BRINGUP)
-    return LaunchDescription([*declared_arguments(launch_file), IncludeLaunchDescription(
-        PythonLaunchDescriptionSource(bringup), launch_arguments=list(forwarded.items()))])
+    return LaunchDescription([*declared_arguments(launch_file),
+                              OpaqueFunction(function=_plan_actions, args=[launch_file])])

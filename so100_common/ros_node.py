@@ -2,10 +2,13 @@
 schema, QoS presets, diagnostics, JointState, and the console-script body."""
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import signal
 import sys
-from typing import Any, Callable, Mapping, Sequence
+import threading
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from diagnostic_msgs.msg import DiagnosticArray, DiagnosticStatus, KeyValue
 from rcl_interfaces.msg import (FloatingPointRange, IntegerRange, ParameterDescriptor, ParameterType,
@@ -28,7 +31,8 @@ STALE = DiagnosticStatus.STALE
 IMAGE_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 STATE_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 COMMAND_QOS = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
-# topic_based_ros2_control publishes commands with depth 1 and subscribes states with sensor-data QoS.
+# joint_state_topic_hardware_interface publishes commands with depth 1 and subscribes states with
+# sensor-data QoS.
 HW_COMMAND_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
 HW_STATE_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST)
 LATCHED_QOS = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
@@ -195,31 +199,127 @@ def now_seconds(node: Node) -> float:
     return node.get_clock().now().nanoseconds * 1e-9
 
 
+class _StopSignals:
+    """The SIGINT/SIGTERM handler of a node process. Installed before rclpy.init, so rclpy's own
+    handlers (they shut the context down) chain to it. The first signal raises KeyboardInterrupt
+    in the main thread, which ends a blocking wait at once; every later one is only counted:
+    `ros2 launch` sends SIGINT to the process group and then again itself (and SIGTERM after a
+    timeout), and such a second signal must not interrupt destroy_node() with a traceback."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.armed = True  # the next signal raises KeyboardInterrupt
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        self.count += 1
+        if self.armed:
+            self.armed = False
+            raise KeyboardInterrupt
+
+    def install(self) -> "_StopSignals":
+        return self._set(self)
+
+    def ignore(self) -> None:
+        """For the rest of the process: the interpreter resets Python-level handlers to the default
+        (die by the signal, exit status -2) while it finalises, but leaves ignored signals ignored."""
+        self._set(signal.SIG_IGN)
+
+    def _set(self, handler: Any) -> "_StopSignals":
+        if threading.current_thread() is threading.main_thread():  # signal.signal's requirement
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, handler)
+        return self
+
+
 def spin_node_main(argv: Sequence[str] | None, make_node: Callable[[], Node], label: str,
-                   errors: tuple[type[BaseException], ...] = (), close: Callable[[Node], None] | None = None) -> int:
-    """Console-script body shared by every node: init, build the node, spin until Ctrl-C or
-    SIGTERM (exit 0, no traceback); a bad parameter or one of `errors` (files, ports) prints one
-    line and exits 2; `close` releases the node's resources."""
+                   errors: tuple[type[BaseException], ...] = (), close: Callable[[Node], None] | None = None,
+                   *, failures: tuple[type[BaseException], ...] = (),
+                   run: Callable[[Node], int | None] | None = None) -> int:
+    """Console-script body shared by every node: init, build the node, run it until it ends, Ctrl-C
+    or SIGTERM. `run(node)` replaces rclpy.spin for a node whose main thread runs its own loop
+    (see `spinning`) and returns the exit code.
+
+    A stop by signal exits 0 without a traceback, also on repeated signals and on one arriving
+    during teardown or while the node is still being built. A bad parameter or one of `errors`
+    (files, ports: the user's to fix) prints one line and exits 2; one of `failures` prints one
+    line and exits 1. `close` releases the node's resources before destroy_node."""
     import rclpy
     from rclpy.executors import ExternalShutdownException
 
-    rclpy.init(args=argv)  # installs rclpy's SIGINT/SIGTERM handlers: both shut the context down
+    stop = _StopSignals().install()
+    rclpy.init(args=argv)
     node = None
+    code = 0
     try:
-        node = make_node()
-        rclpy.spin(node)
-    except (KeyboardInterrupt, ExternalShutdownException):
+        try:
+            node = make_node()
+            code = (run(node) if run is not None else rclpy.spin(node)) or 0
+        except (KeyboardInterrupt, ExternalShutdownException):
+            pass
+        except (ParameterError, *errors) as exc:
+            code = 0 if stop.count else _print_error(label, exc, 2)
+        except failures as exc:
+            code = 0 if stop.count else _print_error(label, exc, 1)
+        except Exception:
+            if not stop.count:  # a bug: keep its traceback
+                raise
+            # else: the context was shut down under the node by the signal: a normal stop
+        finally:
+            stop.armed = False  # from here on no signal interrupts the teardown
+            code = _teardown(node, close, label) or code
+            stop.ignore()  # after rclpy.try_shutdown, which put `stop` back in place
+    except KeyboardInterrupt:  # the first signal, just as the node ended by itself; torn down already
         pass
-    except (ParameterError, *errors) as exc:
-        print(error_line(label, exc), file=sys.stderr, flush=True)
-        return 2
-    finally:
+    return code
+
+
+def _print_error(label: str, exc: BaseException, code: int) -> int:
+    print(error_line(label, exc), file=sys.stderr, flush=True)
+    return code
+
+
+def _teardown(node: Node | None, close: Callable[[Node], None] | None, label: str) -> int:
+    """close, destroy_node, shutdown, each also when the one before failed; 1 when one did."""
+    import rclpy
+
+    code = 0
+    try:
         if node is not None:
-            if close is not None:
-                close(node)
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+            try:
+                if close is not None:
+                    close(node)
+            finally:
+                node.destroy_node()
+    except Exception as exc:  # noqa: BLE001 - report it in one line; the process is ending anyway
+        code = _print_error(label, RuntimeError(f"shutting down: {exc}"), 1)
+    finally:
+        rclpy.try_shutdown()  # puts back the handlers rclpy chained to: _StopSignals
+    return code
+
+
+@contextlib.contextmanager
+def spinning(node: Node, executor: Any = None) -> Iterator[Any]:
+    """Spin `node` in a background thread for the `with` block (a node whose main thread runs its
+    own loop); the executor (default: single-threaded) is shut down on leaving the block, so no
+    callback runs while the node is torn down."""
+    from rclpy.executors import ExternalShutdownException, ShutdownException, SingleThreadedExecutor
+
+    executor = executor or SingleThreadedExecutor(context=node.context)
+    executor.add_node(node)
+
+    def spin() -> None:
+        try:
+            executor.spin()
+        except (ExternalShutdownException, ShutdownException):
+            pass
+
+    thread = threading.Thread(target=spin, daemon=True, name=f"{node.get_name()}-executor")
+    thread.start()
+    try:
+        yield executor
+    finally:
+        executor.shutdown(timeout_sec=5.0)
+        thread.join(timeout=5.0)
 
 
 def error_line(label: str, exc: BaseException) -> str:

@@ -133,14 +133,19 @@ def save_calibration(calibration: Mapping[str, MotorCalibration], path: str | Pa
     path.write_text(json.dumps(payload, indent=4))
 
 
+# Under lerobot_calibration_root(): LeRobot 0.6's folders (Robot/Teleoperator `name`: so_follower,
+# so_leader) first, then the per-variant names of older LeRobot versions.
 LEROBOT_FOLLOWER_DIRS = ("robots/so_follower", "robots/so101_follower", "robots/so100_follower")
+LEROBOT_LEADER_DIRS = ("teleoperators/so_leader", "teleoperators/so101_leader", "teleoperators/so100_leader")
 
 
 def lerobot_calibration_root() -> Path:
     """Where LeRobot keeps calibration files: $HF_LEROBOT_CALIBRATION, else
-    $HF_HOME/lerobot/calibration (HF_HOME defaults to ~/.cache/huggingface)."""
-    home = Path(os.environ.get("HF_HOME", "~/.cache/huggingface")).expanduser()
-    return Path(os.environ.get("HF_LEROBOT_CALIBRATION", home / "lerobot" / "calibration")).expanduser()
+    $HF_LEROBOT_HOME/calibration, else $HF_HOME/lerobot/calibration (HF_HOME defaults to
+    ~/.cache/huggingface), as lerobot.utils.constants resolves it."""
+    hf_home = Path(os.environ.get("HF_HOME", "~/.cache/huggingface")).expanduser()
+    lerobot_home = Path(os.environ.get("HF_LEROBOT_HOME", hf_home / "lerobot")).expanduser()
+    return Path(os.environ.get("HF_LEROBOT_CALIBRATION", lerobot_home / "calibration")).expanduser()
 
 
 def resolve_calibration_path(calibration_file: str, robot_id: str,

@@ -92,9 +92,9 @@ def robot_description(variant: str = "so101", hardware: str = "mock", prefix: st
       mesh_uri_prefix (str): default "file://", or "" for hardware="mujoco" so MuJoCo can open the
           absolute paths directly (MjModel.from_xml_string(robot_description("so101", "mujoco"))).
       initial_positions (mapping joint -> rad, or "joint=rad ..."): initial state values.
-      joint_commands_topic / joint_states_topic (str): TopicBasedSystem topics
+      joint_commands_topic / joint_states_topic (str): JointStateTopicSystem topics
           (defaults /hw/joint_commands, /hw/joint_states).
-      trigger_joint_command_threshold (float): TopicBasedSystem; default -1 (publish every cycle).
+      trigger_joint_command_threshold (float): JointStateTopicSystem; default -1 (publish every cycle).
       controllers_file (str | Path): controllers YAML for gz_ros2_control (default: this
           package's config/controllers.yaml).
       limits_file (str | Path): joint limits YAML (default: so100_description/config/joint_limits.yaml).

@@ -11,8 +11,7 @@ import pytest
 
 from so100_description.calibration import JointUnitConverter, load_calibration
 from so100_bringup.control.arm_controller import ArmController
-from so100_bringup.feetech.arm import ArmConfig, SO100Arm
-from so100_bringup.feetech.bus import BusError
+from so100_bringup.feetech.arm import ArmConfig, CalibrationMismatchError, SO100Arm
 from so100_bringup.feetech.emulator import Sts3215Emulator
 from so100_description.joints import JOINT_NAMES, LimitArrays, joint_limits
 
@@ -188,12 +187,25 @@ def test_port_vanishes_and_comes_back(emulator, arm, ctl):
     assert_goals_within_limits(emulator)
 
 
-def test_calibration_mismatch_can_be_refused(emulator):
-    emulator.set_register(2, "Homing_Offset", 11)
-    arm = SO100Arm(ArmConfig(port=emulator.port, calibration=CAL, write_calibration=False))
-    with pytest.raises(BusError, match="write_calibration"):
+def test_calibration_mismatch_is_refused_by_default_with_every_difference(emulator):
+    lift, grip = CAL["shoulder_lift"], CAL["gripper"]
+    emulator.set_register(lift.id, "Homing_Offset", lift.homing_offset + 11)
+    emulator.set_register(grip.id, "Max_Position_Limit", grip.range_max - 40)
+    arm = SO100Arm(ArmConfig(port=emulator.port, calibration=CAL))  # write_calibration: False by default
+    with pytest.raises(CalibrationMismatchError) as refused:
         arm.connect()
     arm.close()
+    text = str(refused.value)
+    assert f"shoulder_lift (id {lift.id}): Homing_Offset {lift.homing_offset + 11} -> {lift.homing_offset}" in text
+    assert f"gripper (id {grip.id}): Max_Position_Limit {grip.range_max - 40} -> {grip.range_max}" in text
+    assert "shoulder_pan" not in text and "write_calibration:=true" in text and "recalibrate" in text
+    assert all(not servo.write_log for servo in emulator.servos.values())  # refused before writing anything
+
+    arm = SO100Arm(ArmConfig(port=emulator.port, calibration=CAL, write_calibration=True))
+    arm.connect()
+    arm.close()
+    assert emulator.register(lift.id, "Homing_Offset") == lift.homing_offset
+    assert emulator.register(grip.id, "Max_Position_Limit") == grip.range_max
 
 
 def test_health_values(emulator, arm):

@@ -75,3 +75,39 @@ def test_joint_that_never_moves_is_an_error(emulator):
             calibrate(bus, wait_mid=lambda: None, wait_ranges=lambda stop: (time.sleep(0.1), stop.set()))
     finally:
         bus.close()
+
+
+@pytest.mark.parametrize("role", ["robot", "teleop"])
+def test_so100_calibrate_against_the_sweeping_emulator_writes_what_lerobot_loads(tmp_path, monkeypatch, role):
+    pytest.importorskip("lerobot", reason="lerobot not installed: its calibration loader is the oracle")
+    from so100_bringup.calibrate import main
+
+    root = tmp_path / "lerobot_calibration"
+    monkeypatch.setenv("HF_LEROBOT_CALIBRATION", str(root))
+    with Sts3215Emulator(link=tmp_path / "arm", positions=MID) as emu:
+        emu.sweep(period=1.0)  # the emulated operator: +-nominal range around mid, once the mid is read
+        amplitude = {i: servo.sweep_amplitude for i, servo in emu.servos.items()}
+        assert main(["--port", emu.port, f"--{role}-id", "emulated", "--record-seconds", "1.3"]) == 0
+    if role == "robot":  # LeRobot's own loader reads the file (draccus), as lerobot-record would
+        from lerobot.robots.so_follower import SOFollower, SOFollowerRobotConfig
+
+        device = SOFollower(SOFollowerRobotConfig(port=emu.port, id="emulated",
+                                                  calibration_dir=root / "robots" / "so_follower"))
+    else:
+        from lerobot.teleoperators.so_leader import SOLeader, SOLeaderTeleopConfig
+
+        device = SOLeader(SOLeaderTeleopConfig(port=emu.port, id="emulated",
+                                               calibration_dir=root / "teleoperators" / "so_leader"))
+    loaded = device.calibration
+    assert set(loaded) == set(JOINT_NAMES)
+    for joint in JOINT_NAMES:
+        c, servo_id = loaded[joint], MOTOR_IDS[joint]
+        assert (c.id, c.drive_mode, c.homing_offset) == (servo_id, 0, MID[servo_id] - 2047)
+        if joint == "wrist_roll":
+            assert (c.range_min, c.range_max) == (0, 4095)
+            continue
+        # the range covers the scripted motion (sampled every ~20 ms: within 2 % at the turning
+        # points) and nothing beyond it
+        low, high = 2047 - amplitude[servo_id], 2047 + amplitude[servo_id]
+        assert low - 1 <= c.range_min <= low + 0.02 * amplitude[servo_id], (joint, c, low)
+        assert high - 0.02 * amplitude[servo_id] <= c.range_max <= high + 1, (joint, c, high)

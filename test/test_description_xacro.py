@@ -15,8 +15,8 @@ from so100_description.description import XACRO_FILE, so101_mesh_dir
 LINKS = ("base_link", "shoulder_link", "upper_arm_link", "lower_arm_link", "wrist_link",
          "gripper_link", "moving_jaw_link", "tcp", "gripper_frame_link")
 PLUGINS = {"mock": "mock_components/GenericSystem",
-           "real": "topic_based_ros2_control/TopicBasedSystem",
-           "mujoco": "topic_based_ros2_control/TopicBasedSystem",
+           "real": "joint_state_topic_hardware_interface/JointStateTopicSystem",
+           "mujoco": "joint_state_topic_hardware_interface/JointStateTopicSystem",
            "gazebo": "gz_ros2_control/GazeboSimSystem"}
 
 
@@ -55,7 +55,7 @@ def test_expands_for_every_variant_and_hardware(variant, hardware):
 
 
 @pytest.mark.parametrize("hardware", ["real", "mujoco"])
-def test_topic_based_system_uses_the_hw_topics(hardware):
+def test_topic_system_uses_the_hw_topics(hardware):
     params = hw_params(parse(robot_description("so101", hardware)))
     assert params["joint_commands_topic"] == "/hw/joint_commands"
     assert params["joint_states_topic"] == "/hw/joint_states"

@@ -67,7 +67,7 @@ class Probe:
         self.state: JointState | None = None
         self.state_count = 0
         self.diag: DiagnosticArray | None = None
-        # hw/joint_states is best effort (what TopicBasedSystem subscribes with)
+        # hw/joint_states is best effort (what JointStateTopicSystem subscribes with)
         self.node.create_subscription(JointState, states_topic, self._on_state, qos_profile_sensor_data)
         self.node.create_subscription(DiagnosticArray, "/diagnostics", self._on_diag, 10)
         self.arm_pub = self.node.create_publisher(JointTrajectory, "/arm_controller/joint_trajectory", 10)
@@ -307,3 +307,46 @@ def test_missing_calibration_file_is_a_clear_exit(tmp_path):
     finally:
         out = stop_process(proc)
     assert "nope.json" in out and "calibrat" in out
+
+
+def test_calibration_mismatch_is_refused_and_listed_until_write_calibration(tmp_path, ros_context):
+    lift, grip = CAL["shoulder_lift"], CAL["gripper"]
+    link = tmp_path / "arm"
+    emu = Sts3215Emulator(link=link)
+    emu.apply_calibration(CAL)
+    emu.set_register(lift.id, "Homing_Offset", lift.homing_offset + 11)  # another arm's, or a stale write
+    emu.set_register(grip.id, "Max_Position_Limit", grip.range_max - 40)
+    emu.start()
+    # in its own namespace: the module's other driver publishes /joint_states meanwhile
+    probe = Probe(ros_context, states_topic="/mismatch/joint_states")
+    overrides = {"port": str(link), "calibration_file": str(CAL_FILE), "timeout_ms": 50.0, "reconnect_period": 0.2}
+    logs = [tmp_path / "refused.log", tmp_path / "written.log"]
+    try:
+        proc = start_node_process("so100_bringup.driver_node", overrides, ros_args=["-r", "__ns:=/mismatch"],
+                                  log_path=logs[0])  # write_calibration defaults to false
+        try:
+            assert wait_for(lambda: "differs from the calibration file" in logs[0].read_text(), 20), \
+                logs[0].read_text()
+            time.sleep(0.6)  # a few reconnect periods: still refused, still alive, nothing written
+            assert proc.poll() is None and probe.state is None
+            assert emu.register(lift.id, "Homing_Offset") == lift.homing_offset + 11
+            assert all(emu.register(i, "Torque_Enable") == 0 for i in emu.servos)
+        finally:
+            stop_process(proc)
+        out = logs[0].read_text()
+        assert (f"shoulder_lift (id {lift.id}): Homing_Offset {lift.homing_offset + 11} -> "
+                f"{lift.homing_offset}") in out
+        assert f"gripper (id {grip.id}): Max_Position_Limit {grip.range_max - 40} -> {grip.range_max}" in out
+        assert "write_calibration:=true" in out and out.count("differs from the calibration file") == 1, out
+
+        proc = start_node_process("so100_bringup.driver_node", {**overrides, "write_calibration": True},
+                                  ros_args=["-r", "__ns:=/mismatch"], log_path=logs[1])
+        try:
+            assert probe.wait(lambda: len(probe.positions()) == 6, 20), logs[1].read_text()
+            assert emu.register(lift.id, "Homing_Offset") == lift.homing_offset
+            assert emu.register(grip.id, "Max_Position_Limit") == grip.range_max
+        finally:
+            stop_process(proc)
+    finally:
+        probe.close()
+        emu.stop()

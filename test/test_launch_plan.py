@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import itertools
+import sys
+import types
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -75,7 +77,7 @@ def _all_plans():
             lp.parse_args({**given, **lp.LAUNCH_FILE_FIXED.get(launch_file, {})})
         except ValueError:
             continue  # invalid combination (mock/gazebo standalone, moveit standalone): tested below
-        plan = lp.plan_for_launch_file(launch_file, values)  # any error here is a real failure
+        plan = lp.plan_for_launch_file(launch_file, given)  # any error here is a real failure
         yield f"{launch_file}[{hardware},{control},{ns or '-'},{bool(extras)}]", plan
 
 
@@ -243,14 +245,87 @@ def test_launch_files_match_the_plan_module():
                   if isinstance(n, ast.Assign) and isinstance(n.targets[0], ast.Name)
                   and isinstance(n.value, ast.Constant)}
         assert consts.get("NAME") == name, f"{name}: NAME constant must be the file name"
-        assert set(lp.COMMON_ARGS) <= set(lp.LAUNCH_FILES[name]), f"{name} lacks a common argument"
+        accepted = set(lp.LAUNCH_FILES[name])
+        fixed = set(lp.LAUNCH_FILE_FIXED.get(name, {}))
+        assert accepted <= set(lp.ALL_ARGS) and fixed <= set(lp.ALL_ARGS), name
+        assert not accepted & fixed, f"{name} declares an argument it fixes"
+        assert set(lp.COMMON_ARGS) - fixed <= accepted, f"{name} lacks a common argument"
         if name != "bringup.launch.py":
-            assert "bringup.launch.py" in (LAUNCH_DIR / name).read_text()
-            assert set(lp.LAUNCH_FILE_FIXED[name]) <= set(lp.ALL_ARGS)
+            assert fixed, f"{name} fixes nothing: it would be bringup.launch.py"
         for arg, default, _desc, choices in lp.launch_file_arguments(name):
             assert choices is None or default in choices, (name, arg)
-            if arg in lp.LAUNCH_FILE_FIXED.get(name, {}):  # declared, but only its fixed value
-                assert choices == (lp.LAUNCH_FILE_FIXED[name][arg],)
+
+
+@pytest.mark.parametrize("name", sorted(lp.LAUNCH_FILES))
+def test_a_launch_file_refuses_every_argument_it_does_not_declare(name):
+    """ROS 2 launch hands undeclared command-line arguments on unchecked: a wrapper must refuse
+    them itself (e.g. `policy.launch.py moveit:=true` would start move_group)."""
+    accepted = lp.LAUNCH_FILES[name]
+    defaults = {arg: default for arg, default, _d, _c in lp.launch_file_arguments(name)}
+    for arg in set(lp.ALL_ARGS) - set(accepted):
+        value = lp.LAUNCH_FILE_FIXED.get(name, {}).get(arg, lp.ALL_ARGS[arg][0])  # even a harmless value
+        with pytest.raises(ValueError, match=rf"{name} does not take {arg} .*Run bringup\.launch\.py"):
+            lp.plan_at_launch_time(name, {**defaults, arg: value})
+    with pytest.raises(ValueError, match="No launch file takes polcy_path"):
+        lp.launch_file_values(name, {"polcy_path": "/ckpt"})
+    # the context's other configurations (--launch-prefix, an including file's own) pass by
+    assert lp.plan_at_launch_time(name, {**defaults, "launch-prefix": "gdb -ex run --args"}) == \
+        lp.plan_for_launch_file(name, defaults)
+
+
+def test_wrappers_fix_their_arguments_and_take_the_rest():
+    policy = lp.launch_file_values("policy.launch.py", {"task": "pick", "hardware": "mujoco"})
+    assert policy == {"task": "pick", "hardware": "mujoco", "robot": "false", "policy": "true"}
+    with pytest.raises(ValueError, match=r"fixes robot:=false policy:=true.*bringup\.launch\.py "
+                                         r"robot:=false policy:=true moveit:=\.\.\."):
+        lp.plan_for_launch_file("policy.launch.py", {"moveit": "true"})
+    with pytest.raises(ValueError, match=r"does not take hardware \(it fixes hardware:=real.*"
+                                         r"bringup\.launch\.py hardware:=\.\.\. instead"):
+        lp.plan_for_launch_file("real.launch.py", {"hardware": "mock"})
+    moveit = lp.launch_file_values("moveit.launch.py", {})
+    assert moveit == {"rviz": "true", "moveit": "true"}  # changed default, then fixed
+    assert lp.launch_file_values("moveit.launch.py", {"rviz": "false"})["rviz"] == "false"
+    with pytest.raises(ValueError, match="unknown launch file"):
+        lp.launch_file_values("nope.launch.py", {})
+
+
+def test_launch_support_declares_exactly_the_accepted_arguments(monkeypatch):
+    """launch_support against stand-ins of launch's classes (launch is not installable here):
+    a wrapper declares its arguments and plans at launch time; it includes nothing, so
+    `--show-args` (which also lists the arguments of included files) shows only its own."""
+    class Action:
+        def __init__(self, *args, **kwargs):
+            self.args, self.kwargs = args, kwargs
+
+    class DeclareLaunchArgument(Action):
+        pass
+
+    class OpaqueFunction(Action):
+        pass
+
+    actions = types.SimpleNamespace(DeclareLaunchArgument=DeclareLaunchArgument,
+                                    OpaqueFunction=OpaqueFunction)
+    launch = types.SimpleNamespace(LaunchDescription=lambda entities: entities, actions=actions)
+    monkeypatch.setitem(sys.modules, "launch", launch)
+    monkeypatch.setitem(sys.modules, "launch.actions", actions)
+    from so100_bringup import launch_support
+
+    planned: list[lp.Plan] = []
+    monkeypatch.setattr(launch_support, "plan_to_actions", lambda plan: planned.append(plan) or [])
+    for name in lp.LAUNCH_FILES:
+        entities = launch_support.launch_description(name)
+        declared = [e for e in entities if isinstance(e, DeclareLaunchArgument)]
+        assert [d.args[0] for d in declared] == list(lp.LAUNCH_FILES[name])
+        assert [type(e) for e in entities[len(declared):]] == [OpaqueFunction], name
+        opaque = entities[-1]
+        context = types.SimpleNamespace(launch_configurations={d.args[0]: d.kwargs["default_value"]
+                                                               for d in declared})
+        opaque.kwargs["function"](context, *opaque.kwargs["args"])
+        assert planned[-1] == lp.plan_for_launch_file(name, context.launch_configurations)
+        if name == "policy.launch.py":
+            context.launch_configurations["moveit"] = "true"
+            with pytest.raises(ValueError, match="does not take moveit"):
+                opaque.kwargs["function"](context, *opaque.kwargs["args"])
 
 
 def test_plan_prints():
@@ -307,3 +382,23 @@ def test_rviz_configs_match_the_description(config):
         assert displays["moveit_rviz_plugin/MotionPlanning"]["Planning Request"]["Planning Group"] in groups
     else:
         assert displays["rviz_default_plugins/RobotModel"]["Description Topic"]["Value"] == "robot_description"
+
+
+@pytest.mark.parametrize("values", [{"calibration_file": "~/arm.json"}, {"robot_id": "my_arm"},
+                                    {"calibration_file": "/tmp/arm.json", "robot_id": "my_arm"}])
+def test_one_calibration_argument_reaches_every_node_that_converts_units(values):
+    def unit_nodes(plan):
+        return {n.executable: n.parameters[-1] for n in plan.nodes if n.package == lp.PACKAGE}
+
+    calibration_keys = {"calibration_file", "robot_id"}
+    for control in lp.CONTROL_MODES:
+        real = lp.plan_for_launch_file("real.launch.py", {"control": control, "policy": "true", **values})
+        nodes = unit_nodes(real)
+        assert set(nodes) == {"so100_driver", "vla_policy_node"}
+        for params in nodes.values():
+            assert {k: params[k] for k in calibration_keys & set(params)} == values
+    alone = unit_nodes(lp.plan_for_launch_file("policy.launch.py", values))  # policy next to a driven arm
+    assert {k: alone["vla_policy_node"][k] for k in values} == values
+    # not given: no override, the parameter files' values stand
+    plain = unit_nodes(lp.plan_for_launch_file("real.launch.py", {"policy": "true"}))
+    assert not any(calibration_keys & set(params) for params in plain.values())

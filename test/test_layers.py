@@ -80,11 +80,15 @@ LAYER_RULES = {
     "so100_bringup.teleop.leader": 3,  # leader-arm reader + its publisher node in one module
     # 4 tools: command-line programs and helpers on top of everything
     "so100_bringup.demo": 4,
-    "so100_bringup.learning.*": 4,
+    "so100_bringup.learning.*": 4,  # train, evaluate, record_direct, record_sim, random_act
+    "so100_bringup.learning.record_loop": 4,  # so100_record: lerobot-record's loop over the recorder node
+    "so100_bringup.learning.keys": 4,  # operator keys from the terminal (record loop, real-arm evaluation)
     "so100_bringup.processes": 4,
     "so100_bringup.launch_plan": 4,
     "so100_bringup.launch_support": 4,
     "so100_bringup.calibrate": 4,
+    "so100_bringup.ctl": 4,  # so100_ctl: service calls and graph listing from a shell (rclpy)
+    "so100_bringup.ros_client": 4,  # a tool's rclpy client: service calls, parameters, diagnostics, publishing
     "launch/": 4,
 }
 

@@ -1,5 +1,6 @@
 """Training command: lerobot's trainer on a recorder-written dataset, loss plot, fp16 export that
-the policy node's backend loads."""
+the policy node's backend loads; ACT and a second policy type (a tiny SmolVLA), the policy-type
+and device choices."""
 from __future__ import annotations
 
 import json
@@ -14,6 +15,7 @@ from so100_description.calibration import JointUnitConverter, nominal_calibratio
 from so100_bringup.learning import train as T  # noqa: E402
 from so100_bringup.recorder.core import DatasetSession, FrameBuilder, dataset_features  # noqa: E402
 from so100_description.joints import JOINT_NAMES  # noqa: E402
+from support.make_tiny_smolvla import make_tiny_smolvla  # noqa: E402
 
 CAMS = {"front": (48, 64)}
 TINY = ["--steps", "4", "--log-freq", "2", "--save-freq", "4", "--batch-size", "2", "--chunk-size", "5",
@@ -113,3 +115,87 @@ def test_refuses_missing_dataset_and_existing_run(tmp_path, dataset):
 def test_export_refuses_non_checkpoint(tmp_path):
     with pytest.raises(FileNotFoundError):
         T.export_checkpoint(tmp_path, tmp_path / "out")
+
+
+@pytest.fixture(scope="module")
+def tiny_smolvla(tmp_path_factory):
+    return make_tiny_smolvla(tmp_path_factory.mktemp("smolvla") / "policy", cameras=["front"],
+                             image_hw=CAMS["front"], chunk_size=5)
+
+
+def _predict(checkpoint):
+    from vla_policy_node.backends.base import PolicyInput
+    from vla_policy_node.backends.local import LocalLeRobotBackend
+
+    backend = LocalLeRobotBackend(checkpoint)
+    return backend.predict_chunk(PolicyInput(state=np.zeros(6, np.float32),
+                                             images={"observation.images.front": np.zeros((*CAMS["front"], 3), np.uint8)},
+                                             task="pick the cube"))
+
+
+def test_smolvla_fine_tunes_from_a_checkpoint_and_trains_fresh(dataset, tiny_smolvla, tmp_path):
+    """A second policy type through the same command: SmolVLA started from a checkpoint
+    (--init-from, as from smolvla_base), and a fresh one built from --policy-option fields."""
+    run, export = tmp_path / "run", tmp_path / "export"
+    small = ["--steps", "2", "--log-freq", "1", "--save-freq", "2", "--batch-size", "2", "--device", "cpu"]
+    assert T.main(["--dataset-root", str(dataset), "--output-dir", str(run),  # the type: the checkpoint's
+                   "--init-from", str(tiny_smolvla), "--export", str(export), *small]) == 0
+    train_cfg = json.loads((run / "checkpoints" / "last" / "pretrained_model" / "train_config.json").read_text())
+    assert train_cfg["policy"]["type"] == "smolvla" and train_cfg["policy"]["device"] == "cpu"
+    assert train_cfg["policy"]["pretrained_path"] == str(tiny_smolvla)
+    assert json.loads((run / "losses.json").read_text())["summary"]["policy_type"] == "smolvla"
+    chunk = _predict(export)
+    assert chunk.shape == (5, 6) and np.all(np.isfinite(chunk))
+
+    fresh = tmp_path / "fresh"
+    options = {"vlm_model_name": str(tiny_smolvla / "vlm"), "load_vlm_weights": "false", "num_vlm_layers": "2",
+               "resize_imgs_with_padding": "[32,32]", "tokenizer_max_length": "32", "max_state_dim": "8",
+               "max_action_dim": "8"}
+    assert T.main(["--dataset-root", str(dataset), "--output-dir", str(fresh), "--policy-type", "smolvla",
+                   "--chunk-size", "5", "--n-action-steps", "5", *small,
+                   *[a for k, v in options.items() for a in ("--policy-option", f"{k}={v}")]]) == 0
+    config = json.loads((fresh / "checkpoints" / "last" / "pretrained_model" / "config.json").read_text())
+    assert config["type"] == "smolvla" and config["chunk_size"] == 5
+    assert config["resize_imgs_with_padding"] == [32, 32] and config["pretrained_path"] is None
+
+
+def test_config_of_another_policy_type_without_training(dataset, tmp_path):
+    """diffusion's model needs lerobot[diffusion] (diffusers), its config does not: the options
+    land in lerobot's DiffusionConfig; ACT's project defaults stay ACT's."""
+    s, _ = T.parse_args(["--dataset-root", str(dataset), "--output-dir", str(tmp_path / "r"),
+                         "--policy-type", "diffusion", "--device", "cpu", "--n-action-steps", "4",
+                         "--policy-option", "down_dims=[32,64]", "--policy-option", "horizon=8"])
+    cfg = T.build_config(s)
+    assert cfg.policy.type == "diffusion" and cfg.policy.device == "cpu" and cfg.policy.push_to_hub is False
+    assert cfg.policy.down_dims == (32, 64) and cfg.policy.horizon == 8 and cfg.policy.n_action_steps == 4
+    assert cfg.policy.pretrained_backbone_weights is None  # offline: no ImageNet download
+    act = T.build_config(T.parse_args(["--dataset-root", str(dataset), "--output-dir", str(tmp_path / "a"),
+                                       "--device", "cpu", "--dim-model", "64"])[0]).policy
+    assert (act.type, act.dim_model, act.chunk_size, act.use_vae) == ("act", 64, 30, False)
+
+
+def test_policy_type_device_and_option_errors(dataset, tiny_smolvla, tmp_path):
+    base = ["--dataset-root", str(dataset), "--output-dir", str(tmp_path / "r"), "--steps", "1"]
+    assert {"act", "diffusion", "smolvla", "pi0"} <= set(T.policy_types())
+    with pytest.raises(SystemExit, match=r"unknown --policy-type 'actt'.*\bact\b.*diffusion"):
+        T.main([*base, "--policy-type", "actt"])
+    with pytest.raises(SystemExit, match=r"smolvla has no option\(s\) \['dim_model'\]"):
+        T.main([*base, "--policy-type", "smolvla", "--dim-model", "32"])
+    with pytest.raises(SystemExit, match="is a smolvla checkpoint, not --policy-type act"):
+        T.main([*base, "--policy-type", "act", "--init-from", str(tiny_smolvla)])
+    with pytest.raises(SystemExit, match="act config: .*n_action_steps"):  # lerobot's own check
+        T.main([*base, "--n-action-steps", "40"])
+    with pytest.raises(SystemExit) as bad_option:  # argparse: usage error
+        T.parse_args([*base, "--policy-option", "horizon"])
+    assert bad_option.value.code == 2
+    with pytest.raises(SystemExit):
+        T.parse_args([*base, "--device", "tpu"])
+    import torch
+
+    if not torch.cuda.is_available():
+        with pytest.raises(SystemExit, match="--device cuda is not available.*--device auto"):
+            T.resolve_device("cuda")
+    if not (torch.cuda.is_available() or torch.backends.mps.is_available() or torch.xpu.is_available()):
+        assert T.resolve_device("auto") == "cpu"
+    assert T.resolve_device("cpu") == "cpu"
+    assert not (tmp_path / "r").exists()  # every refusal came before lerobot made a run directory

@@ -104,15 +104,18 @@ class Recorder:
     """The recorder in its own process; its output is collected by a reader thread."""
 
     def __init__(self, root: Path, *extra: str):
-        args = [sys.executable, "-m", "so100_bringup.recorder.node", "--ros-args",
-                "-p", f"root:={root}", "-p", "fps:=20", "-p", "cameras:=[front]",
-                "-p", "video_codec:=h264", "-p", "task:=pick the red cube", *extra]
         env = dict(os.environ, PYTHONUNBUFFERED="1", RCUTILS_LOGGING_BUFFERED_STREAM="0")
-        self.proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen(self.command(root, *extra), env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT, text=True)
         self.lines: list[str] = []
         self.ready = threading.Event()
         threading.Thread(target=self._read, daemon=True).start()
+
+    @staticmethod
+    def command(root: Path, *extra: str) -> list[str]:
+        return [sys.executable, "-m", "so100_bringup.recorder.node", "--ros-args",
+                "-p", f"root:={root}", "-p", "fps:=20", "-p", "cameras:=[front]",
+                "-p", "video_codec:=h264", "-p", "task:=pick the red cube", *extra]
 
     def _read(self) -> None:
         for line in self.proc.stdout:
@@ -205,8 +208,12 @@ def test_recorder_trajectory_episodes_survive_kill_and_resume(robot, tmp_path):
     assert math.isclose(float(last["observation.state"][0]), math.degrees(STATE["shoulder_pan"]), abs_tol=1e-3)
     assert 0.0 <= float(last["observation.state"][5]) <= 100.0
 
-    # A new recorder on the same directory resumes after the crash and appends.
-    rec = Recorder(root)
+    # A new recorder on the same directory refuses it unless asked to resume; resumed after the
+    # crash, it appends.
+    refused = subprocess.run(Recorder.command(root), env=os.environ.copy(), capture_output=True, text=True,
+                             timeout=120)
+    assert refused.returncode == 2 and "resume:=true" in refused.stderr, refused.stderr
+    rec = Recorder(root, "-p", "resume:=true")
     try:
         rec.wait_ready()
         record_for(robot, 0.8)

@@ -50,7 +50,7 @@ def test_closed_loop_on_sim_time_when_the_sim_is_slower_than_real_time(ros_conte
         stop(proc)
 
 
-def test_hardware_mode_is_the_far_side_of_topic_based_ros2_control(ros_context):
+def test_hardware_mode_is_the_far_side_of_the_topic_hardware_interface(ros_context):
     proc = start_sim({"mode": "hardware", "cameras": "[]"}, "hardware")
     node = Client("hw_sim_client", ros_context, hardware=True)
     try:

@@ -6,6 +6,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -51,8 +52,9 @@ def test_reader_converts_and_disables_torque(emulator):
         reader.close()
 
 
-@pytest.mark.ros
-def test_leader_node_publishes_joint_states(emulator, rclpy_context):
+@pytest.fixture()
+def leader_messages(rclpy_context):
+    """/leader/joint_states as received by a listener spinning in the background."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from sensor_msgs.msg import JointState
@@ -63,6 +65,14 @@ def test_leader_node_publishes_joint_states(emulator, rclpy_context):
     executor = SingleThreadedExecutor(context=rclpy_context)
     executor.add_node(node)
     threading.Thread(target=executor.spin, daemon=True).start()
+    yield msgs
+    executor.shutdown()
+    node.destroy_node()
+
+
+@pytest.mark.ros
+def test_leader_node_publishes_joint_states(emulator, leader_messages):
+    msgs = leader_messages
     proc = subprocess.Popen([sys.executable, "-m", "so100_bringup.teleop.leader", "--ros-args",
                              "-p", f"port:={emulator.port}", "-p", "rate_hz:=50.0"],
                             env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -77,8 +87,6 @@ def test_leader_node_publishes_joint_states(emulator, rclpy_context):
         except subprocess.TimeoutExpired:
             proc.kill()
             out, _ = proc.communicate()
-        executor.shutdown()
-        node.destroy_node()
     assert len(msgs) >= 5, out
     last = msgs[-1]
     want = expected(JointUnitConverter(nominal_calibration()))
@@ -86,9 +94,40 @@ def test_leader_node_publishes_joint_states(emulator, rclpy_context):
     np.testing.assert_allclose(last.position, [want[j] for j in JOINT_NAMES], atol=2e-3)
 
 
-def test_leader_node_reports_missing_port():
-    proc = subprocess.run([sys.executable, "-m", "so100_bringup.teleop.leader", "--ros-args",
-                           "-p", "port:=/dev/does_not_exist"], env=os.environ.copy(), capture_output=True,
-                          text=True, timeout=60)
-    assert proc.returncode == 2
-    assert "does_not_exist" in proc.stderr
+@pytest.mark.ros
+def test_leader_node_waits_for_a_missing_port_and_connects_when_it_appears(tmp_path, leader_messages):
+    from support.ros import start_node_process, stop_process, wait_for
+
+    msgs = leader_messages
+    link = tmp_path / "ttyACM_leader"  # not there yet: the arm is unplugged
+    log = tmp_path / "leader.log"
+    proc = start_node_process("so100_bringup.teleop.leader", {"port": str(link), "reconnect_period": 0.1,
+                                                              "rate_hz": 50.0}, log_path=log)
+    emu = Sts3215Emulator(link=link, positions=TICKS)
+    try:
+        # the driver's line for a missing port, once, and the node stays up
+        assert wait_for(lambda: "not found" in log.read_text(), 60), log.read_text()
+        time.sleep(0.5)
+        assert proc.poll() is None and not msgs
+        emu.start()  # plugged in
+        assert wait_for(lambda: len(msgs) >= 3, 20), log.read_text()
+    finally:
+        stop_process(proc)
+        emu.stop()
+    text = log.read_text()
+    assert text.count(f"serial port {link} not found") == 1, text
+    assert "connected to" in text
+    want = expected(JointUnitConverter(nominal_calibration()))
+    np.testing.assert_allclose(msgs[-1].position, [want[j] for j in JOINT_NAMES], atol=2e-3)
+
+
+def test_leader_robot_id_finds_lerobot_teleoperator_calibration(tmp_path, monkeypatch):
+    from so100_description.calibration import LEROBOT_LEADER_DIRS, resolve_calibration_path, save_calibration
+
+    monkeypatch.setenv("HF_LEROBOT_CALIBRATION", str(tmp_path))
+    assert resolve_calibration_path("", "my_leader", LEROBOT_LEADER_DIRS) == \
+        tmp_path / "teleoperators" / "so_leader" / "my_leader.json"  # where lerobot-calibrate writes (named in errors)
+    older = tmp_path / "teleoperators" / "so101_leader" / "my_leader.json"  # an older LeRobot's folder
+    save_calibration(nominal_calibration(), older)
+    assert resolve_calibration_path("", "my_leader", LEROBOT_LEADER_DIRS) == older
+    assert resolve_calibration_path("/x/leader.json", "my_leader", LEROBOT_LEADER_DIRS) == Path("/x/leader.json")

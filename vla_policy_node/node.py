@@ -14,7 +14,6 @@ from array import array
 from typing import Any
 
 import numpy as np
-import rclpy
 from builtin_interfaces.msg import Duration as DurationMsg
 from builtin_interfaces.msg import Time as TimeMsg
 from diagnostic_msgs.msg import DiagnosticArray
@@ -25,10 +24,11 @@ from std_msgs.msg import String
 from std_srvs.srv import SetBool, Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
-from so100_common.params import Param, ParameterError, schema
+from so100_common.params import Param, schema
 from so100_common.ros_node import (COMMAND_QOS, ERROR, IMAGE_QOS, OK, WARN, declare_params,
-                                   diagnostic_array, diagnostic_status, error_line, now_seconds)
-from so100_description.calibration import ArmUnits, JointUnitConverter, load_calibration, nominal_calibration
+                                   diagnostic_array, diagnostic_status, now_seconds, spin_node_main)
+from so100_description.calibration import (ArmUnits, JointUnitConverter, load_calibration, nominal_calibration,
+                                           resolve_calibration_path)
 from so100_description.joints import ARM_JOINTS, GRIPPER_JOINTS, JOINT_NAMES, VARIANTS
 
 from .actions import ACTION_SPACES, make_action_mapper
@@ -80,7 +80,10 @@ PARAMS = schema("vla_policy_node", [
     Param("task", "", "task instruction for language-conditioned policies", read_only=False),
     # robot and units
     Param("variant", "so101", "arm variant: joint limits from so100_description", choices=VARIANTS),
-    Param("calibration_file", "", "LeRobot calibration JSON of the arm; empty = the nominal calibration"),
+    Param("calibration_file", "", "LeRobot calibration JSON of the follower arm (the driver's); empty: see "
+          "robot_id"),
+    Param("robot_id", "", "LeRobot robot id: with calibration_file empty, read $HF_LEROBOT_CALIBRATION/robots/"
+          "so_follower/<id>.json, as the driver does; both empty = the nominal calibration (sim)"),
     Param("arm_units", "degrees", "LeRobot units the policy's arm joints were trained in (degrees is "
           "LeRobot's default)", choices=tuple(u.value for u in ArmUnits)),
     Param("action_space", "joint", "policy action space: joint, or end-effector ee_absolute / ee_delta "
@@ -111,7 +114,8 @@ PARAMS = schema("vla_policy_node", [
           min=0.0, max=1.0, min_exclusive=True),
     Param("acceleration_scale", 1.0, "fraction of the configured acceleration limits the commands may use",
           min=0.0, max=1.0, min_exclusive=True),
-    Param("autostart", False, "run the policy at startup; otherwise call ~/enable (std_srvs/SetBool) with true"),
+    Param("autostart", False, "run the policy at startup; otherwise call ~/enable (std_srvs/SetBool) with "
+          "true, e.g. `so100_ctl enable`"),
     Param("diagnostics_period", 1.0, "time between /diagnostics messages", min=0.0, min_exclusive=True, unit="s"),
 ], title="Parameters of vla_policy_node (vla_policy_node/node.py, console script vla_policy_node)")
 
@@ -169,8 +173,8 @@ class PolicyNode(Node):
         self.arm_joints = [prefix + j for j in ARM_JOINTS]
         self.gripper_joints = [prefix + j for j in GRIPPER_JOINTS]
 
-        calibration = (load_calibration(p["calibration_file"]) if p["calibration_file"]
-                       else nominal_calibration(p["variant"]))
+        path = resolve_calibration_path(p["calibration_file"], p["robot_id"])
+        calibration = load_calibration(path) if path is not None else nominal_calibration(p["variant"])
         self.converter = JointUnitConverter(calibration, p["arm_units"], p["variant"])
         ee_options = {} if p["action_space"] == "joint" else dict(
             fps=float(p["fps"]), velocity_scale=float(p["velocity_scale"]),
@@ -239,7 +243,7 @@ class PolicyNode(Node):
         self.get_logger().info(
             f"policy {spec.policy_type} ready: cameras {self.camera_topics}, chunk {spec.chunk_size} at "
             f"{p['fps']} Hz, action space {p['action_space']}; "
-            + ("running" if p["autostart"] else "call ~/enable to start"))
+            + ("running" if p["autostart"] else "start it with `so100_ctl enable` (service ~/enable)"))
 
     # -- inputs ----------------------------------------------------------------------------
     def _on_image(self, msg, key: str, compressed: bool) -> None:
@@ -387,28 +391,9 @@ class PolicyNode(Node):
 
 
 def main(args=None) -> int:
-    rclpy.init(args=args)
-    try:
-        node = PolicyNode()
-    except ParameterError as exc:  # a bad parameter value: one line naming it, exit 2
-        print(error_line("vla_policy_node", exc), file=sys.stderr, flush=True)
-        rclpy.try_shutdown()
-        return 2
-    except (CheckpointError, ValueError, RuntimeError, OSError) as exc:
-        print(f"vla_policy_node: cannot start: {exc}", file=sys.stderr, flush=True)
-        rclpy.try_shutdown()
-        return 1
-    try:
-        rclpy.spin(node)
-    except (KeyboardInterrupt, rclpy.executors.ExternalShutdownException):
-        pass
-    except Exception:
-        if rclpy.ok():  # a SIGTERM shuts the context down under spin(): not an error
-            raise
-    finally:
-        node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
+    # a checkpoint, camera or calibration the node cannot use: one line, exit 1
+    return spin_node_main(args, PolicyNode, "vla_policy_node",
+                          failures=(CheckpointError, ValueError, RuntimeError, OSError))
 
 
 if __name__ == "__main__":

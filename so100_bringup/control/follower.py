@@ -99,7 +99,7 @@ class TrajectoryFollower:
         self._upper = np.full(n, np.inf) if upper is None else np.asarray(upper, dtype=float)
         initial = np.asarray(initial_positions, dtype=float)
         if initial.shape != (n,) or not np.all(np.isfinite(initial)):
-            raise ValueError(f"initial_positions must be {n} finite values, got {initial_positions!r}")
+            raise ValueError(f"initial_positions must be {n} finite values, got {initial.tolist()}")
         self._hold = np.clip(initial, self._lower, self._upper)
         self._trajectories: list[_ActiveTrajectory] = []
         self._lock = threading.Lock()

@@ -4,7 +4,10 @@ Plain Python (no rclpy, torch or lerobot). `read()` = one sync read of position,
 load of every servo; `write(goal)` = one sync write of the six goals. The safety rules (limits,
 step bound, holds) are the ArmController's; this class keeps what only the bus can:
 
-* connect configures every servo as LeRobot's SO follower does and checks its calibration;
+* connect configures every servo as LeRobot's SO follower does and checks its calibration: a
+  servo whose homing offset or position limits differ from the file is written only with
+  `write_calibration` (LeRobot asks first; here that is the parameter), else the connect is refused
+  with every difference listed;
 * enabling torque first sets each goal to the measured position, as read (no jump, also when
   the arm rests outside its URDF limits);
 * a servo that stops answering, or the port vanishing (or never appearing), puts the arm in a
@@ -38,7 +41,7 @@ class ArmConfig:
     timeout_ms: float = 10.0  # wait for a status packet beyond its wire time
     retries: int = 2  # extra tries of a failed read/write
     torque_on_connect: bool = True  # LeRobot enables torque on connect
-    write_calibration: bool = True  # write the file's homing/limits to EEPROM when they differ
+    write_calibration: bool = False  # write the file's homing/limits to EEPROM when they differ (else refuse)
     p_coefficient: int = 16  # LeRobot's SO follower defaults
     i_coefficient: int = 0
     d_coefficient: int = 32
@@ -52,6 +55,29 @@ class ArmConfig:
 
 
 ArmReading = JointReading  # stamp is time.monotonic()
+
+# The calibration a servo keeps in EEPROM: register -> the calibration file's field.
+EEPROM_CALIBRATION = {"Homing_Offset": "homing_offset", "Min_Position_Limit": "range_min",
+                      "Max_Position_Limit": "range_max"}
+
+
+class CalibrationMismatchError(BusError):
+    """The servos' homing offsets / position limits differ from the calibration file, and
+    write_calibration is off; the message lists every difference and the fix."""
+
+
+def calibration_mismatch_text(port: str, differences: Mapping[str, Mapping[str, tuple[int, int]]],
+                              ids: Mapping[str, int]) -> str:
+    """{joint: {register: (servo value, file value)}} as one line per joint, and the fix."""
+    lines = [f"the calibration stored in the servos on {port} differs from the calibration file "
+             "(register: servo value -> file value):"]
+    for joint, regs in differences.items():
+        lines.append(f"  {joint} (id {ids[joint]}): " + ", ".join(
+            f"{name} {servo} -> {wanted}" for name, (servo, wanted) in regs.items()))
+    lines.append("not connecting. Fix: set write_calibration:=true to write the file's values to the servos "
+                 "(what LeRobot does when you accept a calibration file), or recalibrate this arm "
+                 "(so100_calibrate or lerobot-calibrate) if the file belongs to another one")
+    return "\n".join(lines)
 
 
 @dataclass
@@ -103,8 +129,7 @@ class SO100Arm:
             self.bus.open()
         try:
             self.bus.verify(names=self.names)
-            for servo_id in self.ids.values():
-                self._configure_servo(servo_id)
+            self._configure_servos(list(self.ids.values()))
             reading = self._read_all(required=True)
             self._hold_present()
             self._set_torque(torque)
@@ -129,16 +154,39 @@ class SO100Arm:
         self.bus.close()
         self.status.connected = False
 
-    def _configure_servo(self, servo_id: int) -> None:
-        """What LeRobot's SO follower writes on connect, plus the calibration check."""
+    def _configure_servos(self, servo_ids: Sequence[int]) -> None:
+        """Check the calibration of every servo first (nothing is written when it is refused), then
+        configure each."""
+        eeprom = self._eeprom_changes(servo_ids)
+        for servo_id in servo_ids:
+            self._configure_servo(servo_id, eeprom.get(servo_id, {}))
+
+    def _eeprom_changes(self, servo_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+        """{id: {register: file value}} of the calibration registers that differ from the file;
+        CalibrationMismatchError listing them all unless write_calibration."""
+        differences: dict[str, dict[str, tuple[int, int]]] = {}
+        for servo_id in servo_ids:
+            joint = self.names[servo_id]
+            cal = self.config.calibration[joint]
+            regs = {name: (self.bus.read(servo_id, name), int(getattr(cal, field)))
+                    for name, field in EEPROM_CALIBRATION.items()}
+            regs = {name: pair for name, pair in regs.items() if pair[0] != pair[1]}
+            if regs:
+                differences[joint] = regs
+        if differences and not self.config.write_calibration:
+            raise CalibrationMismatchError(calibration_mismatch_text(self.bus.port, differences, self.ids))
+        for joint, regs in differences.items():
+            log.warning("servo %d (%s): writing the calibration file's %s over the servo's %s (write_calibration)",
+                        self.ids[joint], joint, {n: w for n, (_, w) in regs.items()},
+                        {n: v for n, (v, _) in regs.items()})
+        return {self.ids[j]: {n: w for n, (_, w) in regs.items()} for j, regs in differences.items()}
+
+    def _configure_servo(self, servo_id: int, eeprom: Mapping[str, int]) -> None:
+        """What LeRobot's SO follower writes on connect, plus the calibration registers `eeprom`."""
         c = self.config
         joint = self.names[servo_id]
         bus = self.bus
         torque_was_on = bus.read(servo_id, "Torque_Enable") == 1
-        cal = c.calibration[joint]
-        eeprom = {"Homing_Offset": cal.homing_offset, "Min_Position_Limit": cal.range_min,
-                  "Max_Position_Limit": cal.range_max}
-        current = {name: bus.read(servo_id, name) for name in eeprom}
         wanted = {"Return_Delay_Time": c.return_delay, "Maximum_Acceleration": c.acceleration,
                   "Acceleration": c.acceleration, "Operating_Mode": 0, "P_Coefficient": c.p_coefficient,
                   "I_Coefficient": c.i_coefficient, "D_Coefficient": c.d_coefficient}
@@ -146,16 +194,9 @@ class SO100Arm:
             wanted.update({"Max_Torque_Limit": c.gripper_max_torque,
                            "Protection_Current": c.gripper_protection_current,
                            "Overload_Torque": c.gripper_overload_torque})
-        if current != eeprom:
-            if not c.write_calibration:
-                raise BusError(
-                    f"servo {servo_id} ({joint}) on {bus.port} holds homing/limits {current} but the calibration "
-                    f"file says {eeprom}: set write_calibration:=true to write the file to the servos (LeRobot does "
-                    f"this when you accept the file), or recalibrate")
-            log.warning("servo %d (%s): writing calibration %s over %s", servo_id, joint, eeprom, current)
-            wanted.update(eeprom)
         present = {name: bus.read(servo_id, name) for name in wanted}
         changes = {n: v for n, v in wanted.items() if present[n] != v}
+        changes.update(eeprom)
         phase = bus.read(servo_id, "Phase")
         if phase & 0x10:  # angle feedback mode 0: positions stay in 0..4095 (as LeRobot sets it)
             changes["Phase"] = phase & ~0x10
@@ -164,7 +205,7 @@ class SO100Arm:
         if torque_was_on:
             bus.write(servo_id, "Torque_Enable", 0)
         bus.write(servo_id, "Lock", 0)
-        for name in ("Homing_Offset", "Min_Position_Limit", "Max_Position_Limit"):
+        for name in EEPROM_CALIBRATION:
             if name in changes:  # homing before the limits, which are in homed ticks
                 bus.write(servo_id, name, changes.pop(name))
         for name, value in changes.items():
@@ -290,8 +331,7 @@ class SO100Arm:
             if self.bus.ping(servo_id) is None:
                 return
         try:  # everyone answers again: reconfigure (a power-cycled servo forgot its RAM settings)
-            for servo_id in list(self.status.lost_ids):
-                self._configure_servo(servo_id)
+            self._configure_servos(list(self.status.lost_ids))
             self.status.lost_ids = []
             self._last_seen = {}
             self._read_all(required=True)
@@ -358,4 +398,5 @@ class SO100Arm:
         return error_text(error)
 
 
-__all__ = ["ArmConfig", "ArmReading", "ArmStatus", "JointHealth", "SO100Arm", "REGISTERS"]
+__all__ = ["ArmConfig", "ArmReading", "ArmStatus", "CalibrationMismatchError", "JointHealth", "SO100Arm",
+           "REGISTERS"]

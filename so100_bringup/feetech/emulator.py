@@ -11,6 +11,12 @@ bad checksum are ignored, as a servo does.
 Optionally paced at the wire time of the configured baud rate (10 bit times per byte), so a
 benchmark measures what a real 1 Mbps bus would allow.
 
+`sweep(period)` (`--sweep SECONDS`) stands in for the operator of a calibration: a servo with
+torque off rests at mid-range until a calibration has written its Homing_Offset and then read its
+position (the "middle" step of LeRobot's procedure and so100_calibrate's), then moves back and
+forth over +-amplitude ticks around that pose (default: the joint's nominal URDF range), one cycle
+per period.
+
 Fault injection (thread-safe): dropped replies, corrupted checksums, servos that stop answering,
 and the port vanishing and coming back (use `link`: a stable symlink, like /dev/serial/by-id/...,
 that is removed while the port is gone and re-pointed at a fresh pty when it returns).
@@ -86,6 +92,12 @@ class ServoModel:
         self._store("Goal_Position", int(round(self.present)) % TICKS_PER_REV)
         self.pending: tuple[int, bytes] | None = None  # REG_WRITE waiting for ACTION
         self.write_log: list[tuple[str, int]] = []  # (register, value) of writes, for tests
+        # sweep (an emulated hand, torque off): amplitude and period; started by the calibration
+        self.sweep_amplitude = 0.0  # ticks; 0 = no sweep
+        self.sweep_period = 4.0  # s
+        self._sweep_armed = False  # Homing_Offset written: the next position read is "the middle"
+        self._sweep_start: float | None = None
+        self._sweep_mid = 0.0  # actual (unhomed) position the sweep is centred on
 
     # -- memory ------------------------------------------------------------------------
     def _store(self, name: str, value: int) -> None:
@@ -104,6 +116,10 @@ class ServoModel:
 
     def read(self, address: int, length: int) -> bytes:
         if any(a in _STATE_ADDRESSES for a in range(address, address + length)):
+            if self._sweep_armed and address <= _PRESENT_POS < address + length:
+                self._sweep_armed = False  # the calibration took the middle: start moving from here
+                self._sweep_start = self._clock()
+                self._sweep_mid = self.present + self.get("Homing_Offset")
             self.step()
         return bytes(self.mem[address:address + length])
 
@@ -121,6 +137,7 @@ class ServoModel:
         for name in touched:
             self.write_log.append((name, self.get(name)))
         if homing_touched:
+            self._sweep_armed = self.sweep_amplitude > 0 and self._sweep_start is None
             new_homing = self.get("Homing_Offset")
             if new_homing != old_homing:  # Present_Position = actual - Homing_Offset
                 self.present = (self.present + old_homing - new_homing) % TICKS_PER_REV
@@ -145,7 +162,9 @@ class ServoModel:
         dt = max(0.0, now - self._last)
         self._last = now
         torque = self.mem[_TORQUE] == 1
-        if torque and dt > 0:
+        if not torque and self._sweep_start is not None:
+            self._hand(now, dt)
+        elif torque and dt > 0:
             error = self.target() - self.present
             move = error * (1.0 - math.exp(-dt / self.time_constant))
             limit = self.max_speed * dt
@@ -155,6 +174,14 @@ class ServoModel:
         elif dt > 0:
             self.velocity = 0.0
         self._publish_state()
+
+    def _hand(self, now: float, dt: float) -> None:
+        """The emulated operator's motion: a sine of `sweep_amplitude` around the middle."""
+        phase = 2.0 * math.pi * (now - self._sweep_start) / self.sweep_period
+        actual = self._sweep_mid + self.sweep_amplitude * math.sin(phase)
+        present = (actual - self.get("Homing_Offset")) % TICKS_PER_REV
+        self.velocity = (present - self.present) / dt if dt > 0 else 0.0
+        self.present = present
 
     def _publish_state(self) -> None:
         torque = self.mem[_TORQUE] == 1
@@ -296,6 +323,20 @@ class Sts3215Emulator:
         with self.lock:
             servo = self.servos[servo_id]
             servo.mem[reg.address:reg.address + reg.size] = bytes(to_bytes(encode_register(reg, value), reg.size))
+
+    def sweep(self, period: float, amplitudes: Mapping[int, float] | None = None) -> None:
+        """Act as the operator of a calibration (module docstring): `amplitudes` {id: ticks},
+        default half the nominal calibration range of the joint with that id."""
+        if period <= 0:
+            raise ValueError(f"sweep period must be > 0 s, got {period}")
+        if amplitudes is None:
+            from so100_description.calibration import nominal_calibration
+
+            amplitudes = {c.id: (c.range_max - c.range_min) / 2.0 for c in nominal_calibration().values()}
+        with self.lock:
+            for servo_id, servo in self.servos.items():
+                servo.sweep_amplitude = float(amplitudes.get(servo_id, 0.0))
+                servo.sweep_period = float(period)
 
     def apply_calibration(self, calibration: Mapping[str, object], at_mid: bool = True) -> None:
         """Write a LeRobot calibration into the servos' EEPROM (as LeRobot does) and, with
@@ -477,18 +518,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--calibration", default="",
                         help="LeRobot calibration JSON written into the servos' EEPROM (servos start mid-range)")
     parser.add_argument("--paced", action="store_true", help="pace replies at the wire time of the baud rate")
+    parser.add_argument("--sweep", type=float, default=0.0, metavar="SECONDS",
+                        help="stand in for the operator of so100_calibrate / lerobot-calibrate: once the "
+                             "calibration has read the middle pose, move every joint (torque off) back and "
+                             "forth over its nominal range, one cycle per SECONDS")
     args = parser.parse_args(argv)
     ids = [int(x) for x in args.ids.split(",") if x.strip()]
     emulator = Sts3215Emulator(ids=ids, paced=args.paced, link=args.link)
     if args.calibration:
         from so100_description.calibration import load_calibration
         emulator.apply_calibration(load_calibration(args.calibration))
+    if args.sweep:
+        emulator.sweep(args.sweep)
+    done = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: done.set())
     emulator.start()
     print(f"STS3215 emulator: servos {ids} on {emulator.port} -> {emulator._tty}", flush=True)
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
     done.wait()
+    for sig in (signal.SIGINT, signal.SIGTERM):  # stopping: a repeated Ctrl-C must not kill the teardown
+        signal.signal(sig, signal.SIG_IGN)
     emulator.stop()
     return 0
 

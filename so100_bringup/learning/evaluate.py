@@ -1,4 +1,5 @@
-"""Evaluate a LeRobot checkpoint on the MuJoCo pick-and-place task two ways, same seeds:
+"""Evaluate a LeRobot checkpoint on the MuJoCo pick-and-place task two ways, same seeds, or on
+the real arm with an operator (--hardware real):
 
 * ros:    the sim node and the policy node as separate processes over real DDS (sim time);
           per episode: policy ~/enable false, sim ~/reset, policy ~/enable true, watch
@@ -8,29 +9,38 @@
           LeRobot-style synchronous rollout: one chunk of n_action_steps actions, each held
           1/fps of sim time, then the next observation.
 
-Both print a success rate; the command prints them side by side (goal: ros >= 0.95 x direct).
+* real:   the policy node over the arm's driver; per episode the operator resets the scene and
+          presses Enter, the policy runs for `episode_s` (wall time), and the operator marks it
+          y (success) or n (failure), or r to run it again. With --policy the command starts the
+          policy node itself; without, it uses the running one (--policy-node).
+
+Each prints a success rate with its Wilson 95 % interval; the sim modes side by side (goal:
+ros >= 0.95 x direct).
 
     python -m so100_bringup.learning.evaluate --policy models/act_so101_pick_place --episodes 50 --seed 100
+    python -m so100_bringup.learning.evaluate --hardware real --episodes 20 --episode-s 30
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 
+from so100_bringup.learning.keys import KeySource
 from so100_bringup.processes import Children, child_env, node_command, stop_on_signals
 
 
 @dataclass
 class EvalSettings:
-    policy: Path
+    policy: Path | None  # None: --hardware real with the running policy node
     episodes: int = 10
     seed: int = 100
     episode_s: float = 20.0  # sim seconds per episode
@@ -45,6 +55,7 @@ class EvalSettings:
     actions_per_chunk: int = 0  # actions used from each chunk; 0 = the checkpoint's n_action_steps
     video_dir: Path | None = None  # direct mode: one front-camera mp4 per episode here
     node_params: dict = field(default_factory=dict)  # ros mode: more policy-node parameters
+    policy_node: str = "/vla_policy_node"  # real: the policy node to switch on and off
 
 
 @dataclass
@@ -56,6 +67,22 @@ class EvalResult:
     @property
     def rate(self) -> float:
         return float(np.mean(self.successes)) if self.successes else 0.0
+
+    @property
+    def ci95(self) -> tuple[float, float]:
+        return wilson_interval(sum(self.successes), len(self.successes))
+
+
+def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """Wilson score interval of a success rate (95 % by default): unlike rate +- z*se it stays
+    inside [0, 1] and is not empty at 0 or n successes, which small evaluations often have."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = successes / n
+    denom = 1.0 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 # --------------------------------------------------------------------------------------------
@@ -228,10 +255,143 @@ def evaluate_ros(s: EvalSettings, log_dir: Path, progress=print) -> EvalResult:
     return result
 
 
+# --------------------------------------------------------------------------------------------
+# real arm, with an operator at the keyboard
+# --------------------------------------------------------------------------------------------
+# No letter starts the arm: a mark typed twice must not start the next episode.
+START_KEYS = {"enter": "start", "right": "start", "esc": "stop", "q": "stop"}
+RUN_KEYS = {"enter": "end", "right": "end", "y": "y", "n": "n", "r": "redo", "left": "redo", "esc": "stop", "q": "stop"}
+MARK_KEYS = {"y": "y", "n": "n", "r": "redo", "left": "redo", "esc": "stop", "q": "stop"}
+
+
+class PolicySwitch(Protocol):
+    def enable(self, on: bool) -> str:
+        """Switch the policy on or off; the node's message, RuntimeError when it refuses."""
+
+
+def _operator_choice(keys: KeySource, choices: dict[str, str], seconds: float | None = None,
+                     clock: Callable[[], float] = time.monotonic) -> str | None:
+    """The choice of the first key in `choices` within `seconds` (None: no limit); None at the
+    time limit or when the keys ran out (stdin closed)."""
+    deadline = None if seconds is None else clock() + seconds
+    while True:
+        remaining = 1.0 if deadline is None else deadline - clock()
+        if remaining <= 0:
+            return None
+        key = keys.get(min(remaining, 1.0))
+        if key in choices:
+            return choices[key]
+        if key is None and keys.closed:
+            return None
+
+
+def evaluate_with_operator(policy: PolicySwitch, keys: KeySource, episodes: int, episode_s: float,
+                           clock: Callable[[], float] = time.monotonic, progress=print) -> EvalResult:
+    """Per episode: the operator resets the scene and starts it, the policy runs for
+    `episode_s` (Enter or right arrow ends it early; y / n end it and mark it; r / left arrow
+    end it to run it again), then the operator marks it y / n, or r to run it again. Esc / q
+    stops: the episode in progress is not counted. The policy is off whenever the operator
+    handles the scene."""
+    go, stop = "Enter", "Esc" if getattr(keys, "is_tty", True) else "q"
+    result = EvalResult("real")
+    t0 = clock()
+    running = False
+    try:
+        while len(result.successes) < episodes:
+            k = len(result.successes) + 1
+            progress(f"[real] reset the scene for episode {k}/{episodes}, then press {go} to start ({stop} stops)")
+            if _operator_choice(keys, START_KEYS, clock=clock) != "start":
+                break
+            progress(f"[real] episode {k}/{episodes}: policy on for {episode_s:g} s ({go} ends it early, "
+                     f"y / n end and mark it, r runs it again, {stop} stops)")
+            policy.enable(True)
+            running = True
+            choice = _operator_choice(keys, RUN_KEYS, episode_s, clock)
+            policy.enable(False)
+            running = False
+            if choice == "stop":
+                break
+            if choice in (None, "end"):
+                progress(f"[real] episode {k}/{episodes}: policy off; success? y / n (r runs it again, {stop} stops)")
+                choice = _operator_choice(keys, MARK_KEYS, clock=clock)
+            if choice == "redo":
+                progress(f"[real] episode {k}/{episodes}: not counted, running it again")
+                continue
+            if choice not in ("y", "n"):
+                break
+            result.successes.append(choice == "y")
+            progress(f"[real] episode {k}/{episodes}: {'success' if choice == 'y' else 'fail'}")
+    finally:
+        if running:  # Ctrl-C or an error while the policy drove the arm
+            try:
+                policy.enable(False)
+            except Exception as exc:  # report; the original error is the one that matters
+                progress(f"[real] could not switch the policy off: {exc}")
+    if len(result.successes) < episodes:
+        progress(f"[real] stopped after {len(result.successes)} of {episodes} episodes")
+    result.seconds = clock() - t0
+    return result
+
+
+class RosPolicySwitch:
+    """The policy node's ~/enable (std_srvs/SetBool) through a RosClient; `check` runs first
+    (a started policy node that died is reported with its log)."""
+
+    def __init__(self, client, node: str, check: Callable[[], None] = lambda: None):
+        self.client, self.node, self.check = client, node.rstrip("/"), check
+
+    def enable(self, on: bool) -> str:
+        from std_srvs.srv import SetBool
+
+        self.check()
+        reply = self.client.call(SetBool, f"{self.node}/enable", SetBool.Request(data=on))
+        if not reply.success:
+            raise RuntimeError(f"{self.node} refused to switch {'on' if on else 'off'}: {reply.message}")
+        return reply.message
+
+
+def real_policy_command(s: EvalSettings) -> list[str]:
+    """The policy node for the real arm: wall time, off until the operator starts an episode."""
+    params = {"policy_path": str(s.policy), "fps": s.fps, "torch_threads": s.torch_threads, "autostart": False,
+              "actions_per_chunk": s.actions_per_chunk, **s.node_params}
+    if s.instruction:
+        params["task"] = s.instruction
+    name = s.policy_node.strip("/").rsplit("/", 1)
+    return node_command("vla_policy_node.node", "policy.yaml", params, name=name[-1],
+                        namespace=name[0] if len(name) == 2 else "")
+
+
+def evaluate_real(s: EvalSettings, log_dir: Path, keys: KeySource, progress=print,
+                  clock: Callable[[], float] = time.monotonic, timeout_s: float = 120.0) -> EvalResult:
+    """The operator loop over the running driver and the policy node (started here with
+    --policy, else the running --policy-node)."""
+    from so100_bringup.ros_client import NodeUnavailable, RosClient
+
+    children = Children(log_dir, child_env(), say=progress)
+    try:
+        if s.policy is not None:
+            children.start("policy", real_policy_command(s))
+        with RosClient("evaluator", timeout_s=timeout_s) as client:
+            policy = RosPolicySwitch(client, s.policy_node, check=children.check)
+            try:
+                policy.enable(False)  # waits for the node (a started one loads its checkpoint first)
+                if s.policy is None and s.instruction:
+                    client.set_parameters(s.policy_node, {"task": s.instruction})
+            except NodeUnavailable as exc:
+                hint = (f"see {children.log_path('policy')}" if s.policy is not None else
+                        "start it (vla_policy_node --ros-args -p policy_path:=<checkpoint> ...) or pass --policy")
+                raise RuntimeError(f"no policy node: {exc}; {hint}") from None
+            return evaluate_with_operator(policy, keys, s.episodes, s.episode_s, clock, progress)
+    finally:
+        children.stop()
+
+
 def table(results: Sequence[EvalResult]) -> str:
-    lines = [f"{'mode':<8} {'success':>8} {'rate':>6} {'time':>8}"]
+    lines = [f"{'mode':<8} {'success':>8} {'rate':>6} {'95% CI':>13} {'time':>8}"]
     for r in results:
-        lines.append(f"{r.mode:<8} {sum(r.successes):>3}/{len(r.successes):<4} {r.rate:>6.2f} {r.seconds:>7.0f}s")
+        lo, hi = r.ci95
+        lines.append(f"{r.mode:<8} {sum(r.successes):>3}/{len(r.successes):<4} {r.rate:>6.2f} "
+                     f"[{lo:.2f}, {hi:.2f}] {r.seconds:>7.0f}s")
     by = {r.mode: r for r in results}
     if "ros" in by and "direct" in by:
         d = by["direct"].rate
@@ -240,15 +400,27 @@ def table(results: Sequence[EvalResult]) -> str:
     return "\n".join(lines)
 
 
+def write_json(path: Path, s: EvalSettings, results: Sequence[EvalResult]) -> None:
+    path.write_text(json.dumps({"settings": {k: str(v) for k, v in asdict(s).items()},
+                                "results": [{"mode": r.mode, "rate": r.rate, "ci95": list(r.ci95),
+                                             "successes": r.successes, "seconds": r.seconds} for r in results]},
+                               indent=1))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     d = EvalSettings(Path("."))
-    ap.add_argument("--policy", type=Path, required=True, help="LeRobot checkpoint folder")
+    ap.add_argument("--hardware", default="sim", choices=("sim", "real"),
+                    help="sim: the MuJoCo task (--modes); real: the arm, with an operator at the keyboard")
+    ap.add_argument("--policy", type=Path, help="LeRobot checkpoint folder (real: start the policy node with it; "
+                                                "without, the running --policy-node is used)")
+    ap.add_argument("--policy-node", default=d.policy_node, help="real: the policy node")
     ap.add_argument("--episodes", type=int, default=d.episodes)
     ap.add_argument("--seed", type=int, default=d.seed)
-    ap.add_argument("--episode-s", type=float, default=d.episode_s)
+    ap.add_argument("--episode-s", type=float, default=d.episode_s, help="episode length (sim: sim time)")
     ap.add_argument("--task", default=d.task, choices=("lift", "place"))
-    ap.add_argument("--instruction", default=d.instruction)
+    ap.add_argument("--instruction", help=f"task instruction of the policy (sim default: {d.instruction!r}; "
+                                          "real: the node's own when not given)")
     ap.add_argument("--fps", type=float, default=d.fps)
     ap.add_argument("--torch-threads", type=int, default=d.torch_threads)
     ap.add_argument("--real-time-factor", type=float, default=d.real_time_factor)
@@ -260,32 +432,42 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="also write the results here")
     ap.add_argument("--video-dir", type=Path, help="direct mode: write one front-camera mp4 per episode here")
     ap.add_argument("--node-param", action="append", default=[], metavar="NAME=VALUE",
-                    help="ros mode: another vla_policy_node parameter (config/policy.yaml), repeatable")
+                    help="ros mode and real: another vla_policy_node parameter (config/policy.yaml), repeatable")
     a = ap.parse_args(argv)
     bad = [p for p in a.node_param if "=" not in p]
     if bad:
         ap.error(f"--node-param takes NAME=VALUE, got {bad}")
-    if not (a.policy / "config.json").is_file():
+    if a.policy is None and a.hardware == "sim":
+        ap.error("--policy is required in the sim")
+    if a.policy is not None and not (a.policy / "config.json").is_file():
         print(f"evaluate: {a.policy} is not a LeRobot checkpoint (no config.json)", file=sys.stderr)
         return 2
+    instruction = a.instruction if a.instruction is not None or a.hardware == "real" else d.instruction
     s = EvalSettings(policy=a.policy, episodes=a.episodes, seed=a.seed, episode_s=a.episode_s, task=a.task,
-                     instruction=a.instruction, fps=a.fps, torch_threads=a.torch_threads,
+                     instruction=instruction or "", fps=a.fps, torch_threads=a.torch_threads,
                      real_time_factor=a.real_time_factor, arm_source=a.arm_source,
                      actions_per_chunk=a.actions_per_chunk, video_dir=a.video_dir,
-                     node_params=dict(p.split("=", 1) for p in a.node_param))
+                     node_params=dict(p.split("=", 1) for p in a.node_param), policy_node=a.policy_node)
     results = []
     try:
         with stop_on_signals():
-            for mode in a.modes:
-                results.append(evaluate_ros(s, a.log_dir) if mode == "ros" else evaluate_direct(s))
+            if a.hardware == "real":
+                from so100_bringup.learning.keys import TerminalKeys
+
+                with TerminalKeys() as keys:
+                    results.append(evaluate_real(s, a.log_dir, keys))
+            else:
+                for mode in a.modes:
+                    results.append(evaluate_ros(s, a.log_dir) if mode == "ros" else evaluate_direct(s))
     except KeyboardInterrupt:
         print("evaluate: interrupted; the nodes were stopped", file=sys.stderr)
         return 130
+    except RuntimeError as exc:  # a node that is not there, died or refused
+        print(f"evaluate: {exc}", file=sys.stderr)
+        return 1
     print(table(results))
     if a.json:
-        a.json.write_text(json.dumps({"settings": {k: str(v) for k, v in asdict(s).items()},
-                                      "results": [{"mode": r.mode, "rate": r.rate, "successes": r.successes,
-                                                   "seconds": r.seconds} for r in results]}, indent=1))
+        write_json(a.json, s, results)
     return 0
 
 

@@ -88,6 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             else:
                 session.discard()
                 print(f"attempt {attempts}: task failed, discarded", flush=True)
+    except KeyboardInterrupt:  # the saved episodes stay; the one in progress is dropped by close()
+        print(f"interrupted: {saved} saved episodes kept in {a.root}", file=sys.stderr)
+        return 130
     finally:
         session.close()
         renderer.close()

@@ -51,8 +51,8 @@ def commands(a: argparse.Namespace) -> dict[str, list[str]]:
         "sim": node_command("so100_bringup.sim.node", "sim.yaml", {
             "task": "place", "seed": a.seed, "cameras": cameras, "real_time_factor": a.rtf}),
         "recorder": node_command("so100_bringup.recorder.node", "recorder.yaml", {
-            "root": str(Path(a.root).resolve()), "use_sim_time": True, "cameras": cameras, "fps": a.fps,
-            "image_width": a.image_width, "image_height": a.image_height, "task": a.task}),
+            "root": str(Path(a.root).resolve()), "resume": True, "use_sim_time": True, "cameras": cameras,
+            "fps": a.fps, "image_width": a.image_width, "image_height": a.image_height, "task": a.task}),
         "expert": node_command("so100_bringup.teleop.expert_node", None, {
             "use_sim_time": True, "episodes": a.episodes}),
     }

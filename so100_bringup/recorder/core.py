@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import shutil
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -116,6 +117,55 @@ class FrameBuilder:
             frame[IMAGE_PREFIX + cam] = fit_rgb(rgb, hw)
         frame["task"] = task
         return frame
+
+
+class StillFollowerCheck:
+    """Spots a follower that does not follow: over the last `window` frames of an episode the
+    action moves (range > `action_moves` rad on some joint) while the state stays still (range
+    < `state_still` rad on every joint). A leader-arm recording whose follower was not driven
+    (driver down, torque off) otherwise saves a constant observation.state without a word.
+
+    The window is short enough to catch a follower that stops halfway and long enough that a
+    grasp (the gripper squeezes an object, the arm holds still) does not count."""
+
+    def __init__(self, window: int, action_moves: float = 0.05, state_still: float = 0.005):
+        if window < 2:
+            raise ValueError(f"the window needs at least 2 frames, got {window}")
+        self.window = int(window)
+        self.action_moves = float(action_moves)
+        self.state_still = float(state_still)
+        self.reset()
+
+    def reset(self) -> None:
+        """A new episode."""
+        self._states: deque[np.ndarray] = deque(maxlen=self.window)
+        self._actions: deque[np.ndarray] = deque(maxlen=self.window)
+        self.still_frames = 0  # frames at which the window showed a still follower
+        self.largest_action_range = 0.0  # rad, over the flagged windows
+
+    def add(self, state: Sequence[float], action: Sequence[float]) -> bool:
+        """One recorded frame (SI positions, same joint order); True when the window ending
+        here shows a still follower."""
+        self._states.append(np.asarray(state, dtype=float))
+        self._actions.append(np.asarray(action, dtype=float))
+        if len(self._states) < 2:
+            return False
+        state_range = np.ptp(np.stack(self._states), axis=0)
+        action_range = np.ptp(np.stack(self._actions), axis=0)
+        still = bool(np.all(state_range < self.state_still) and np.any(action_range > self.action_moves))
+        if still:
+            self.still_frames += 1
+            self.largest_action_range = max(self.largest_action_range, float(action_range.max()))
+        return still
+
+    def summary(self, fps: float) -> str:
+        """'' when the follower followed; else what happened and what to check."""
+        if not self.still_frames:
+            return ""
+        return (f"follower did not follow for {self.still_frames} frames ({self.still_frames / fps:.1f} s): "
+                f"observation.state still (< {self.state_still} rad on every joint) while the action moved "
+                f"(up to {self.largest_action_range:.2f} rad); is the follower driven (driver running, torque "
+                "on, something relaying the leader to it)?")
 
 
 @dataclass(frozen=True)

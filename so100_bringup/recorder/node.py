@@ -7,9 +7,12 @@ Actions come from one of two sources (parameter `action_source`):
 * "leader": a leader arm's /leader/joint_states (teleoperation).
 
 A timer at `fps` takes the latest of every input; a frame whose inputs are missing or older
-than `max_age_s` is skipped and counted. Services ~/start_episode, ~/stop_episode (save) and
-~/discard_episode (std_srvs/Trigger); the task string of an episode is the `task` parameter or
-the latest /vla/instruction. Progress goes to the log and /diagnostics.
+than `max_age_s` is skipped and counted. Services (std_srvs/Trigger) ~/start_episode,
+~/pause_episode (stop taking frames, e.g. while the scene is reset; the episode stays open),
+~/stop_episode (save) and ~/discard_episode. An episode needs a task string: the latest of the
+`task` parameter (also set at run time, as so100_record does) and the instruction topic; there
+is no default. A follower whose state stays still while the action moves is reported (log,
+/diagnostics, the save message). Progress goes to the log and /diagnostics.
 """
 from __future__ import annotations
 
@@ -30,7 +33,7 @@ from so100_description.calibration import (ArmUnits, CalibrationError, JointUnit
 from so100_bringup.control.follower import TrajectoryFollower
 from so100_bringup.follower_ros import TrajectoryFollowerBridge
 from so100_bringup.recorder.core import (DEFAULT_ROBOT_TYPE, DatasetSession, FrameBuilder, FrameError,
-                                         RecorderError, camera_shapes_of, dataset_features)
+                                         RecorderError, StillFollowerCheck, camera_shapes_of, dataset_features)
 from so100_common.ros_node import (spin_node_main, ERROR, IMAGE_QOS, OK, STATE_QOS, WARN, declare_params, diagnostic_array,
                                       diagnostic_status, now_seconds)
 from so100_common.params import Param, ParameterError, schema
@@ -44,8 +47,10 @@ VIDEO_CODECS = ("libsvtav1", "h264", "hevc", "libaom-av1", "av1", "auto", "h264_
                 "hevc_videotoolbox", "h264_nvenc", "hevc_nvenc", "h264_vaapi", "h264_qsv")
 
 PARAMS = schema("recorder", [
-    Param("root", "", "dataset directory (required; created, or resumed when it already holds a LeRobot "
-          "dataset)"),
+    Param("root", "", "dataset directory (required; created, or added to with resume:=true when it already "
+          "holds a LeRobot dataset)"),
+    Param("resume", False, "add episodes to the dataset already at root (lerobot-record's --resume); false "
+          "refuses a root that holds one"),
     Param("repo_id", "local/so101_recording", "dataset repo id stored in its metadata (never pushed)"),
     Param("fps", 30, "recording rate; the dataset's fps", min=1, unit="Hz"),
     Param("cameras", ["front", "wrist"], "camera names; images come from camera_topic with {name} filled in"),
@@ -63,7 +68,8 @@ PARAMS = schema("recorder", [
           "(action_source trajectory)"),
     Param("instruction_topic", "vla/instruction", "std_msgs/String; the latest one is the next episode's task "
           "(empty: no subscription)"),
-    Param("task", "pick the cube and place it in the target area", "task string when no instruction arrived"),
+    Param("task", "", "task string of the next episode (settable at run time; a message on instruction_topic "
+          "replaces it, the latest wins); an episode does not start without one", read_only=False),
     Param("joint_prefix", "", "prefix of the joint names on the topics"),
     Param("variant", "so101", "arm variant (joint limits, gripper range)", choices=VARIANTS),
     Param("calibration_file", "", "LeRobot calibration JSON of the follower; empty = nominal (sim)"),
@@ -77,6 +83,9 @@ PARAMS = schema("recorder", [
     Param("robot_type", DEFAULT_ROBOT_TYPE, "robot_type written to the dataset metadata"),
     Param("image_writer_threads", 4, "threads writing camera frames during an episode (0: written in the "
           "recording thread)", min=0),
+    Param("still_follower_window_s", 2.0, "warn when over this long the action moves (> 0.05 rad on a joint) "
+          "while the state stays still (< 0.005 rad on every joint): a follower that does not follow; 0 = off",
+          min=0.0, unit="s"),
     Param("diagnostics_period_s", 1.0, "period of /diagnostics and the progress log line",
           min=0.0, min_exclusive=True, unit="s"),
 ], title="Recorder node (so100_bringup.recorder.node, console script so100_recorder): ROS topics -> LeRobot "
@@ -109,7 +118,7 @@ def missed_slots(last: float | None, now: float, period: float) -> int:
 class RecorderNode(Node):
     def __init__(self, **kwargs):
         super().__init__("recorder", **kwargs)
-        p = declare_params(self, PARAMS)  # first: a bad value stops here
+        p = declare_params(self, PARAMS, self._on_params)  # first: a bad value stops here
         self.p = p
         if not p["root"]:
             raise ParameterError(f"{self.get_name()}: parameter root is empty; give the dataset directory "
@@ -122,7 +131,11 @@ class RecorderNode(Node):
         self._state = _Latest()
         self._leader = _Latest()
         self._images = {c: _Latest() for c in self.cameras}
-        self._task_from_topic: str | None = None
+        self._task: str = p["task"].strip()  # the next episode's: the latest of the parameter and the topic
+        window = int(round(float(p["still_follower_window_s"]) * int(p["fps"])))
+        self.still_check = StillFollowerCheck(max(2, window)) if window > 0 else None
+        self.still_episodes = 0  # saved episodes in which the follower did not follow
+        self.paused = False
         self.skipped = 0
         self.skip_reason = ""
         self.missed = 0  # frame slots the timer did not run for (the process lacked CPU)
@@ -139,6 +152,9 @@ class RecorderNode(Node):
                                       image_writer_threads=int(p["image_writer_threads"]))
         self.builder: FrameBuilder | None = None
         if DatasetSession.exists(self.session.root):  # resume now: counts and sizes are known
+            if not p["resume"]:
+                raise RecorderError(f"{self.session.root} already holds a LeRobot dataset: add -p resume:=true "
+                                    "to add episodes to it, or give another root")
             self._open_session(None)
 
         self.create_subscription(JointState, p["joint_states_topic"], self._on_state, STATE_QOS)
@@ -161,6 +177,7 @@ class RecorderNode(Node):
                                                    p["gripper_trajectory_topic"])
 
         self.create_service(Trigger, "~/start_episode", self._srv_start)
+        self.create_service(Trigger, "~/pause_episode", self._srv_pause)
         self.create_service(Trigger, "~/stop_episode", self._srv_stop)
         self.create_service(Trigger, "~/discard_episode", self._srv_discard)
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
@@ -235,7 +252,13 @@ class RecorderNode(Node):
     def _on_instruction(self, msg: String) -> None:
         text = msg.data.strip()
         if text:
-            self._task_from_topic = text
+            self._task = text
+
+    def _on_params(self, changed: dict) -> None:
+        """A run-time parameter set the schema accepted (only `task` is not read-only)."""
+        if "task" in changed:
+            self._task = changed["task"].strip()
+            self.get_logger().info(f"task of the next episode: {self._task!r}")
 
     # -- recording ----------------------------------------------------------------------------
     def _action_positions(self, now_mono: float) -> tuple[dict[str, float] | None, str]:
@@ -250,7 +273,7 @@ class RecorderNode(Node):
         return dict(self._leader.value), ""
 
     def _tick(self) -> None:
-        if not self.session.recording:
+        if not self.session.recording or self.paused:
             return
         clock = now_seconds(self)
         self.missed += missed_slots(self._last_tick, clock, 1.0 / float(self.p["fps"]))
@@ -274,6 +297,8 @@ class RecorderNode(Node):
                 self.session.add(frame)
             except FrameError as exc:
                 reason = str(exc)
+            else:
+                self._check_follower(state, action)
         if reason:
             self.skipped += 1
             self.skip_reason = reason
@@ -283,9 +308,24 @@ class RecorderNode(Node):
             ok, text = self.stop_episode()
             (self.get_logger().info if ok else self.get_logger().error)(f"max_episode_s reached: {text}")
 
+    def _check_follower(self, state: dict[str, float], action: dict[str, float]) -> None:
+        if self.still_check is None:
+            return
+        still = self.still_check.add([state[j] for j in self.joints], [action[j] for j in self.joints])
+        if still:
+            self.get_logger().warn(self.still_check.summary(float(self.p["fps"])), throttle_duration_sec=5.0)
+
     def start_episode(self) -> tuple[bool, str]:
         if self.session.recording:
             return False, f"already recording episode {self.session.total_episodes}"
+        task = self._task
+        if not task:
+            topic = self.p["instruction_topic"]
+            text = ("no task for the episode: set one with -p task:=\"...\" (or at run time), "
+                    + (f"publish a std_msgs/String on {topic}, " if topic else "")
+                    + "or record with so100_record --task \"...\"")
+            self.last_error = text
+            return False, text
         try:
             if self.builder is None:
                 with self._lock:
@@ -296,15 +336,26 @@ class RecorderNode(Node):
                     return False, (f"no frame yet from camera(s) {missing}: image sizes unknown (set "
                                    "image_width/image_height or wait for the cameras)")
                 self._open_session({c: self._fixed_size or shapes[c] for c in self.cameras})
-            task = self._task_from_topic or self.p["task"]
             self.session.start(task)
         except (RecorderError, ValueError, OSError) as exc:
             self.last_error = str(exc)
             return False, str(exc)
         self.skipped = 0
         self.missed, self._last_tick = 0, None
+        self.paused = False
+        if self.still_check is not None:
+            self.still_check.reset()
         self._episode_started = time.monotonic()
         text = f"recording episode {self.session.total_episodes}: {task!r}"
+        self.get_logger().info(text)
+        return True, text
+
+    def pause_episode(self) -> tuple[bool, str]:
+        if not self.session.recording:
+            return False, "no episode is being recorded"
+        self.paused = True
+        text = (f"episode {self.session.total_episodes} paused at {self.session.episode_frames} frames; "
+                "~/stop_episode saves it, ~/discard_episode drops it")
         self.get_logger().info(text)
         return True, text
 
@@ -316,13 +367,20 @@ class RecorderNode(Node):
             self.last_error = str(exc)
             return False, str(exc)
         self.last_saved = saved
+        self.paused = False
         resized = sorted(self.builder.resized_cameras) if self.builder else []
         text = (f"saved episode {saved.index} ({saved.frames} frames, {saved.frames / float(self.p['fps']):.1f} s, "
                 f"{self.skipped} skipped, {self.missed} missed) in {time.monotonic() - t0:.1f} s; "
                 f"{self.session.total_episodes} episodes, {self.session.total_frames} frames in {self.session.root}")
         if resized:
             text += f"; frames of {resized} were resized to the dataset size"
-        self.get_logger().info(text)
+        still = self.still_check.summary(float(self.p["fps"])) if self.still_check is not None else ""
+        if still:
+            self.still_episodes += 1
+            text += f"; WARNING: {still}"
+            self.get_logger().warn(text)
+        else:
+            self.get_logger().info(text)
         return True, text
 
     def discard_episode(self) -> tuple[bool, str]:
@@ -330,6 +388,7 @@ class RecorderNode(Node):
             dropped = self.session.discard()
         except RecorderError as exc:
             return False, str(exc)
+        self.paused = False
         text = f"discarded the episode ({dropped} frames); {self.session.total_episodes} episodes kept"
         self.get_logger().info(text)
         return True, text
@@ -340,6 +399,9 @@ class RecorderNode(Node):
 
     def _srv_start(self, _req, response):
         return self._srv(self.start_episode, response)
+
+    def _srv_pause(self, _req, response):
+        return self._srv(self.pause_episode, response)
 
     def _srv_stop(self, _req, response):
         return self._srv(self.stop_episode, response)
@@ -352,7 +414,11 @@ class RecorderNode(Node):
         recording = self.session.recording
         level, message = OK, "idle"
         if recording:
-            message = f"recording episode {self.session.total_episodes} ({self.session.episode_frames} frames)"
+            message = (f"{'paused' if self.paused else 'recording'} episode {self.session.total_episodes} "
+                       f"({self.session.episode_frames} frames)")
+            still = self.still_check.summary(float(self.p["fps"])) if self.still_check is not None else ""
+            if still:
+                level, message = WARN, f"{message}; {still}"
             if self.skipped:
                 level, message = WARN, f"{message}; {self.skipped} frames skipped: {self.skip_reason}"
             if self.missed:
@@ -364,8 +430,10 @@ class RecorderNode(Node):
         values = {"episodes_saved": self.session.total_episodes, "frames_saved": self.session.total_frames,
                   "recording": recording, "episode_frames": self.session.episode_frames,
                   "skipped_frames": self.skipped, "missed_frame_slots": self.missed,
-                  "root": str(self.session.root),
-                  "task": self.session.task or (self._task_from_topic or self.p["task"])}
+                  "still_follower_frames": self.still_check.still_frames if self.still_check is not None else 0,
+                  "episodes_with_still_follower": self.still_episodes, "paused": self.paused,
+                  "root": str(self.session.root), "node": self.get_fully_qualified_name(),
+                  "task": self.session.task or self._task}
         self._diag_pub.publish(diagnostic_array(self, [diagnostic_status(
             f"{self.get_name()}: recorder", level, message, values)]))
 

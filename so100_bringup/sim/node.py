@@ -27,7 +27,6 @@ import numpy as np
 import rclpy
 from builtin_interfaces.msg import Time
 from diagnostic_msgs.msg import DiagnosticArray
-from rclpy.executors import ExternalShutdownException, SingleThreadedExecutor
 from rclpy.node import Node
 from rosgraph_msgs.msg import Clock
 from sensor_msgs.msg import CameraInfo, Image, JointState
@@ -39,7 +38,7 @@ from so100_bringup.follower_ros import TrajectoryFollowerBridge
 from so100_bringup.sim.gl import NoRenderingBackend, ensure_gl_backend
 from so100_common.params import Param, ParameterError, schema
 from so100_common.ros_node import (HW_COMMAND_QOS, IMAGE_QOS, LATCHED_QOS, OK, STATE_QOS, WARN, declare_params,
-                                   diagnostic_status)
+                                   diagnostic_status, spin_node_main, spinning)
 from so100_description.joints import JOINT_NAMES, VARIANTS, LimitArrays
 
 CAMERAS = ("front", "wrist")  # the scene's cameras (so100_bringup.sim.scene.CAMERA_NAMES)
@@ -302,37 +301,13 @@ def main(argv: list[str] | None = None) -> int:
         ensure_gl_backend()  # before mujoco is imported (in the node's constructor)
     except NoRenderingBackend as exc:  # fine with cameras:=[]; otherwise the renderer says so
         print(f"[so100_mujoco_sim] warning: {exc}", file=sys.stderr)
-    rclpy.init(args=argv)  # SIGINT and SIGTERM shut the context down; the loop below then ends
-    node = None
-    try:
-        node = MujocoSimNode()
-        executor = SingleThreadedExecutor()
-        executor.add_node(node)
-        threading.Thread(target=_spin_quietly, args=(executor,), daemon=True, name="ros-executor").start()
-        node.run()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
-    except ParameterError as exc:
-        print(f"so100_mujoco_sim: {exc}", file=sys.stderr)
-        return 2
-    except Exception as exc:  # noqa: BLE001 - one clear line, then a non-zero exit
-        if not rclpy.ok():  # Ctrl-C / SIGTERM shut the context down mid-publish: a normal stop
-            return 0
-        print(f"[so100_mujoco_sim] fatal: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if node is not None:
-            node.close()
-            node.destroy_node()
-        rclpy.try_shutdown()
-    return 0
 
+    def run(node: MujocoSimNode) -> None:
+        with spinning(node):  # subscriptions and services; physics in this (the main) thread
+            node.run()
 
-def _spin_quietly(executor) -> None:
-    try:
-        executor.spin()
-    except (ExternalShutdownException, KeyboardInterrupt):
-        pass
+    return spin_node_main(argv, MujocoSimNode, "mujoco_sim", failures=(Exception,), run=run,
+                          close=lambda node: node.close())
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ class ArmSim:
         """
         target = np.asarray(positions, dtype=float)
         if target.shape != (len(self.joint_names),) or not np.all(np.isfinite(target)):
-            raise ValueError(f"need {len(self.joint_names)} finite joint targets, got {positions!r}")
+            raise ValueError(f"need {len(self.joint_names)} finite joint targets, got {target.tolist()}")
         target = np.clip(target, self.lower, self.upper)
         self.data.ctrl[self._act] = target
         return target

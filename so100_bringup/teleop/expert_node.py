@@ -29,8 +29,8 @@ from std_srvs.srv import Trigger
 from trajectory_msgs.msg import JointTrajectory, JointTrajectoryPoint
 
 from so100_bringup.control.follower import TrajectoryPoint
-from so100_common.params import Param, ParameterError, schema
-from so100_common.ros_node import COMMAND_QOS, LATCHED_QOS, STATE_QOS, declare_params, error_line, now_seconds
+from so100_common.params import Param, schema
+from so100_common.ros_node import COMMAND_QOS, LATCHED_QOS, STATE_QOS, declare_params, now_seconds, spin_node_main, spinning
 from so100_bringup.teleop.expert import ExpertSettings, PickPlaceExpert, PlanningError, plan_duration
 from so100_description.joints import ARM_JOINTS, GRIPPER_JOINTS, JOINT_NAMES, VARIANTS, strip_prefix
 
@@ -179,6 +179,8 @@ class ExpertNode(Node):
 
     def run(self) -> int:
         n = int(self.p["episodes"])
+        self.get_logger().info(f"running {n} episodes: sim reset {self.reset_client.srv_name}, recorder "
+                               f"{self.p['recorder'] or '(none)'}")
         for i in range(n):
             if not rclpy.ok(context=self.context):
                 break
@@ -193,28 +195,11 @@ class ExpertNode(Node):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    rclpy.init(args=argv)
-    node = None
-    try:
-        node = ExpertNode()
-        executor = MultiThreadedExecutor(num_threads=2)
-        executor.add_node(node)
-        spin = threading.Thread(target=executor.spin, daemon=True)
-        spin.start()
-        return node.run()
-    except KeyboardInterrupt:
-        return 0
-    except ParameterError as exc:  # a bad parameter value: one line naming it, exit 2
-        print(error_line("scripted_expert", exc), file=sys.stderr, flush=True)
-        return 2
-    except (RuntimeError, ValueError) as exc:
-        print(f"scripted_expert: {exc}", file=sys.stderr)
-        return 1
-    finally:
-        if node is not None:
-            node.destroy_node()
-        if rclpy.ok():
-            rclpy.shutdown()
+    def run(node: ExpertNode) -> int:
+        with spinning(node, MultiThreadedExecutor(num_threads=2, context=node.context)):
+            return node.run()  # the episodes, in this (the main) thread
+
+    return spin_node_main(argv, ExpertNode, "scripted_expert", failures=(RuntimeError, ValueError), run=run)
 
 
 if __name__ == "__main__":

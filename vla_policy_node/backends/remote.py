@@ -42,8 +42,9 @@ class RemotePolicyServerBackend(PolicyBackend):
             from lerobot.transport.utils import grpc_channel_options, send_bytes_in_chunks
             from lerobot.utils.feature_utils import hw_to_dataset_features
         except ImportError as exc:
-            raise CheckpointError(f"the remote backend needs lerobot with grpcio and protobuf: {exc} "
-                                  "(pip install so100_vla[remote])") from None
+            # LeRobot's protocol pickles torch tensors: torch and lerobot are needed on this side too.
+            raise CheckpointError(f"the remote backend needs torch and lerobot with grpcio and protobuf: {exc} "
+                                  "(pip install 'so100_vla[remote]')") from None
         self._grpc, self._pb2 = grpc, services_pb2
         self._TimedObservation = TimedObservation
         self._send_chunks = send_bytes_in_chunks
