@@ -52,17 +52,22 @@ class RosClient:
         from rclpy.signals import SignalHandlerOptions
 
         self.timeout_s = float(timeout_s)
-        self.context = rclpy.Context()
-        rclpy.init(args=[], context=self.context, signal_handler_options=SignalHandlerOptions.NO)
-        self.node = rclpy.create_node(name, namespace=full_name(namespace), context=self.context,
-                                      start_parameter_services=False)
         self._clients: dict[str, Any] = {}
         self._diagnostics: dict[str, dict[str, str]] = {}  # by the "node" value of a status
         self._lock = threading.Lock()
-        self._executor = SingleThreadedExecutor(context=self.context)
-        self._executor.add_node(self.node)
-        self._spin = threading.Thread(target=self._executor.spin, daemon=True)
-        self._spin.start()
+        self.context = rclpy.Context()
+        self.node = self._executor = self._spin = None
+        rclpy.init(args=[], context=self.context, signal_handler_options=SignalHandlerOptions.NO)
+        try:
+            self.node = rclpy.create_node(name, namespace=full_name(namespace), context=self.context,
+                                          start_parameter_services=False)
+            self._executor = SingleThreadedExecutor(context=self.context)
+            self._executor.add_node(self.node)
+            self._spin = threading.Thread(target=self._executor.spin, daemon=True)
+            self._spin.start()
+        except BaseException:  # Ctrl-C while starting: a half-built client must not hang the exit
+            self.close()
+            raise
 
     def __enter__(self) -> RosClient:
         return self
@@ -73,9 +78,12 @@ class RosClient:
     def close(self) -> None:
         import rclpy
 
-        self._executor.shutdown(timeout_sec=5.0)
-        self._spin.join(timeout=5.0)  # a spinning thread left at exit aborts the interpreter
-        self.node.destroy_node()
+        if self._executor is not None:
+            self._executor.shutdown(timeout_sec=5.0)
+        if self._spin is not None:
+            self._spin.join(timeout=5.0)  # a spinning thread left at exit aborts the interpreter
+        if self.node is not None:
+            self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
 
     def wait_until(self, predicate: Callable[[], bool], timeout_s: float) -> bool:

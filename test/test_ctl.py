@@ -170,8 +170,11 @@ def test_nodes_with_nothing_running_exits_2(ns):
 
 
 def test_ctrl_c_exits_130_without_traceback(rclpy_context, ns):
+    # SIGINT back to its default in the child: a pytest started in the background by a
+    # non-interactive shell passes SIGINT on ignored, and Python then keeps ignoring it
     proc = subprocess.Popen([*ctl_command(), "-n", ns, "enable", "--timeout", "120"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     watcher = rclpy.create_node("watcher", context=rclpy_context)
     try:  # interrupt it while it waits for the service
         assert wait_for(lambda: any(n.startswith("so100_ctl_") for n in watcher.get_node_names()), 30)

@@ -1,8 +1,9 @@
 """The README's "Real arm quick start", run word for word against the STS3215 emulator.
 
 The commands are read from the README itself; only the machine-specific values change: the port
-becomes the emulator's pty link, the policy a random ACT, and LeRobot's calibration folder a
-temporary one holding the follower file `robot_id` names. The long-running commands (driver,
+becomes the emulator's pty link, the policy a random ACT, LeRobot's calibration folder a
+temporary one holding the follower file `robot_id` names, and everything runs in a namespace of
+its own (`-r __ns:=`, `so100_ctl -n`) so other ROS processes on the machine cannot interfere. The long-running commands (driver,
 policy node) start in the background as a user would in their own shells; every `so100_ctl`
 command must exit 0, and `so100_ctl nodes` must show the driver publishing joint_states.
 """
@@ -14,6 +15,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import pytest
@@ -64,11 +66,15 @@ def test_readme_real_arm_quick_start_against_the_emulator(tmp_path):
     link = tmp_path / "so101"
     env = dict(os.environ, HF_LEROBOT_CALIBRATION=str(calibration_root), PYTHONUNBUFFERED="1")
 
+    namespace = f"readme_{uuid.uuid4().hex[:8]}"  # apart from any other ROS process on this machine
+
     def as_run_here(command: str) -> list[str]:
         command = command.replace("/dev/ttyACM0", str(link)).replace("/path/to/act", str(policy))
         argv = shlex.split(command)
         argv[0] = str(bin_dir / Path(argv[0]).name)  # the README's .venv/bin/<script>
-        return argv
+        if program(command) in LONG_RUNNING:
+            return argv + ["-r", f"__ns:=/{namespace}"]
+        return argv + ["-n", namespace]
 
     background: list[tuple[subprocess.Popen, Path]] = []
     emulator = subprocess.Popen([str(bin_dir / "so100_sts3215_emulator"), "--link", str(link),
@@ -94,7 +100,7 @@ def test_readme_real_arm_quick_start_against_the_emulator(tmp_path):
             logs = "\n".join(f"--- {log.name}\n{log.read_text()}" for _, log in background)
             assert out.returncode == 0, f"{command}\n{out.stdout}\n{out.stderr}\n{logs}"
             if command.endswith(" nodes"):
-                assert "/so100_driver" in out.stdout and "joint_states" in out.stdout, out.stdout
+                assert f"/{namespace}/so100_driver" in out.stdout and "joint_states" in out.stdout, out.stdout
         for proc, log in background:
             assert proc.poll() is None, f"{log.name} ended:\n{log.read_text()}"
         driver_log = background[0][1].read_text()
