@@ -199,3 +199,48 @@ def test_policy_type_device_and_option_errors(dataset, tiny_smolvla, tmp_path):
         assert T.resolve_device("auto") == "cpu"
     assert T.resolve_device("cpu") == "cpu"
     assert not (tmp_path / "r").exists()  # every refusal came before lerobot made a run directory
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_training_and_direct_recording_without_a_traceback(dataset, tmp_path):
+    """Both tools exit 130 on Ctrl-C with one line saying what was kept; record_direct keeps the
+    episodes it saved (the dataset still loads)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    from support.ros import wait_for
+
+    bin_dir = Path(sys.executable).parent
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    root = tmp_path / "direct"
+    runs = {
+        "train": ([str(bin_dir / "so100_train"), "--dataset-root", str(dataset), "--output-dir",
+                   str(tmp_path / "run"), *TINY[:1], "100000", *TINY[2:]], "step"),
+        "record_direct": ([str(bin_dir / "so100_record_direct"), "--root", str(root), "--episodes", "50",
+                           "--cameras", "front", "--use-videos", "0"], "saved episode"),
+    }
+    for name, (argv, progress) in runs.items():
+        if not Path(argv[0]).is_file():
+            pytest.skip(f"{argv[0]} not installed (make setup)")
+        log = tmp_path / f"{name}.log"
+        with open(log, "w") as out:  # SIGINT at its default in the child (see test_ctl)
+            proc = subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        try:
+            assert wait_for(lambda: progress in log.read_text(), 240), log.read_text()
+            time.sleep(0.5)
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        text = log.read_text()
+        assert proc.returncode == 130 and "interrupted" in text and "Traceback" not in text, text
+    from lerobot.datasets.lerobot_dataset import LeRobotDataset
+
+    assert LeRobotDataset("local/so101_recording", root=root).meta.total_episodes >= 1
