@@ -50,6 +50,11 @@ KINEMATICS = ["pin>=3.4"]
 # serves the server's plots. test_remote_requirements.py checks that this set imports.
 REMOTE = ["lerobot[grpcio-dep,dataset]==0.6.1"]
 VLA = ["lerobot[smolvla]==0.6.1"]  # SmolVLA: transformers, num2words, accelerate (lerobot's extra)
+# The live viewer (so100_viewer): the Rerun SDK within lerobot[viz]'s bounds (lerobot-dataset-viz).
+VIEWER = ["rerun-sdk>=0.32,<0.34"]  # 0.32: rerun.experimental.RrdReader (test_viewer reads .rrd back)
+# so100_bag2lerobot / so100_lerobot2bag: rosbag2 (MCAP, sqlite3) in pure Python; pinned to the 0.11
+# record scan that reads a recording killed mid-write (recorder/bag_io.py).
+BAGS = ["rosbags>=0.11.9,<0.12"]
 TEST = ["pytest>=8", "pytest-timeout>=2.3", "deepdiff>=7.0.1,<9"]
 
 setup(
@@ -77,8 +82,10 @@ setup(
         "kinematics": KINEMATICS,
         "remote": REMOTE,
         "vla": VLA,
+        "viewer": VIEWER,
+        "bags": BAGS,
         "test": TEST,
-        "all": SIM + POLICY + KINEMATICS + REMOTE + VLA + TEST,
+        "all": SIM + POLICY + KINEMATICS + REMOTE + VLA + VIEWER + BAGS + TEST,
     },
     zip_safe=False,
     entry_points={
@@ -98,6 +105,9 @@ setup(
             "so100_record_sim = so100_bringup.learning.record_sim:main",
             "so100_record = so100_bringup.learning.record_loop:main",
             "so100_ctl = so100_bringup.ctl:main",
+            "so100_bag2lerobot = so100_bringup.learning.bag2lerobot:main",
+            "so100_lerobot2bag = so100_bringup.learning.lerobot2bag:main",
+            "so100_viewer = so100_bringup.viewer.node:main",
         ],
     },
 )

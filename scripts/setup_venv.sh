@@ -26,17 +26,43 @@ find_python() {
   return 1
 }
 
+can_apt() { [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; }
+
+APT_UPDATED=""
+apt_update_once() { [ -n "$APT_UPDATED" ] || { apt-get update -q >/dev/null 2>&1 && APT_UPDATED=1; }; }
+apt_install() {  # quiet
+  apt_update_once && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null 2>&1
+}
+
 # MuJoCo renders the sim cameras offscreen through EGL (Mesa) or OSMesa: system libraries.
 ensure_gl_libs() {
   if ldconfig -p 2>/dev/null | grep -qE 'libEGL_mesa\.so|libOSMesa\.so'; then return 0; fi
   local pkgs="libegl1 libegl-mesa0 libgl1-mesa-dri libosmesa6"
-  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  if can_apt; then
     echo "[setup] installing offscreen OpenGL libraries for MuJoCo: $pkgs"
-    { apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $pkgs; } >/dev/null 2>&1 ||
-      echo "[setup] WARNING: could not install $pkgs; MuJoCo cameras will not render" >&2
+    apt_install $pkgs || echo "[setup] WARNING: could not install $pkgs; MuJoCo cameras will not render" >&2
   else
     echo "[setup] WARNING: no EGL/OSMesa library found; MuJoCo cameras need them: sudo apt install $pkgs" >&2
   fi
+}
+
+# torchcodec 0.11, LeRobot's default video decoder, loads FFmpeg 4 to 8's shared libraries
+# (libavdevice 58 to 62 and the libav*/libsw* they pull in). The project opens its datasets with
+# PyAV, which has its own FFmpeg, so they are optional: without them, LeRobot's own tools
+# (a LeRobotDataset opened with defaults, lerobot-dataset-viz) log a long torchcodec traceback
+# before they fall back to PyAV. Installed with the venv, not checked on every run.
+ensure_ffmpeg_libs() {
+  if ldconfig -p 2>/dev/null | grep -qE 'libavdevice\.so\.(58|59|60|61|62)\b'; then return 0; fi
+  local pkg=""
+  if can_apt && apt_update_once; then
+    pkg="$(apt-cache search --names-only '^libavdevice(58|59|60|61|62)$' | cut -d' ' -f1 | sort -V | tail -n 1)"
+  fi
+  if [ -n "$pkg" ]; then
+    echo "[setup] installing FFmpeg's libraries for torchcodec: $pkg"
+    apt_install --no-install-recommends "$pkg" && return 0
+  fi
+  echo "[setup] note: no FFmpeg 4-8 libraries for torchcodec; video is decoded with PyAV (for LeRobot's own" \
+    "tools: sudo apt install libavdevice60 on Ubuntu 24.04, libavdevice59 on Debian 12)"
 }
 
 stamp_of() {
@@ -63,6 +89,7 @@ if [ ! -x "$VENV/bin/python" ]; then
   echo "[setup] creating $VENV with $PY ($("$PY" --version))"
   "$PY" -m venv "$VENV"
 fi
+ensure_ffmpeg_libs
 
 PIP=("$VENV/bin/python" -m pip --disable-pip-version-check)
 LOG="$VENV/setup.log"

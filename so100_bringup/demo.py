@@ -3,8 +3,9 @@
 Starts the MuJoCo sim node and the VLA policy node as separate ROS 2 processes (what
 launch/sim_mujoco.launch.py does on a full ROS machine), runs one episode on sim time, then
 writes under ./out/demo-<time>/:
-  front.mp4 (or .gif without ffmpeg)  the front camera as the policy saw it
+  demo.mp4 (or .gif without ffmpeg)   front and wrist cameras, scaled up, with instruction, sim time, success
   summary.json                        success, latencies, control and camera rates, RTF
+  demo.rrd                            the run in Rerun (`rerun demo.rrd`; --no-rrd: none; docs/viewer.md)
   logs/sim.log, logs/policy.log       the children's output
 Without --policy it runs the shipped ACT trained on the sim's pick-and-place task
 (models/act_so101_pick_place, see docs/learning_loop.md); `--policy random` runs a
@@ -13,7 +14,7 @@ random-initialised small ACT instead (cached under ./out/policies/).
 Node graph (default names):
   mujoco_sim --/clock, /joint_states, /camera/{front,wrist}/image_raw(+camera_info)--> vla_policy_node
   vla_policy_node --/arm_controller/joint_trajectory, /gripper_controller/joint_trajectory--> mujoco_sim
-  mujoco_sim --/sim/task_success--> so100_demo (recorder: /camera/front/image_raw, /diagnostics)
+  mujoco_sim --/sim/task_success--> so100_demo (recorder: /camera/{front,wrist}/image_raw, /diagnostics)
 """
 from __future__ import annotations
 
@@ -30,7 +31,9 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from so100_bringup.demo_video import DemoVideo
 from so100_bringup.processes import Children, child_env, node_command, stop_on_signals
+from so100_bringup.viewer.child import add_viewer_argument, recording_path, rerun_installed, viewer_command
 
 PREFIX = "[so100_demo]"
 
@@ -109,39 +112,6 @@ class EpisodeLog:
         self.last_positions = pos
 
 
-class VideoWriter:
-    """mp4 through imageio-ffmpeg; a gif when ffmpeg is unavailable."""
-
-    def __init__(self, stem: Path, fps: float):
-        import imageio.v2 as imageio
-
-        self._frames_gif: list[np.ndarray] = []
-        try:
-            import imageio_ffmpeg  # noqa: F401
-
-            self.path = stem.with_suffix(".mp4")
-            self._writer = imageio.get_writer(self.path, fps=fps, codec="libx264", quality=7,
-                                              macro_block_size=1, ffmpeg_log_level="error")
-        except Exception:  # noqa: BLE001 - no ffmpeg: gif
-            self.path = stem.with_suffix(".gif")
-            self._writer = None
-        self._fps = fps
-
-    def add(self, frame: np.ndarray) -> None:
-        if self._writer is not None:
-            self._writer.append_data(frame)
-        else:
-            self._frames_gif.append(frame[::2, ::2].copy())
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.close()
-        elif self._frames_gif:
-            import imageio.v2 as imageio
-
-            imageio.mimsave(self.path, self._frames_gif, duration=1.0 / self._fps, loop=0)
-
-
 RANDOM_POLICY = "random"
 
 
@@ -169,7 +139,7 @@ def ensure_policy(path: str | None, out_root: Path, width: int, height: int, see
 # --------------------------------------------------------------------------------------------
 # The recorder node
 # --------------------------------------------------------------------------------------------
-def _make_recorder(context, episode: EpisodeLog, video: VideoWriter | None, lock: threading.Lock):
+def _make_recorder(context, episode: EpisodeLog, video: DemoVideo | None, lock: threading.Lock):
     from diagnostic_msgs.msg import DiagnosticArray
     from rclpy.node import Node
     from rclpy.parameter import Parameter
@@ -190,6 +160,8 @@ def _make_recorder(context, episode: EpisodeLog, video: VideoWriter | None, lock
             self.recording = False
             self.create_subscription(Clock, "/clock", self._on_clock, 10)
             self.create_subscription(Image, "/camera/front/image_raw", self._on_image, IMAGE_QOS)
+            if video is not None:
+                self.create_subscription(Image, "/camera/wrist/image_raw", self._on_wrist_image, IMAGE_QOS)
             self.create_subscription(JointState, "/joint_states", self._on_joint_state, STATE_QOS)
             for topic in ("/arm_controller/joint_trajectory", "/gripper_controller/joint_trajectory"):
                 self.create_subscription(JointTrajectory, topic, self._on_trajectory, COMMAND_QOS)
@@ -210,8 +182,14 @@ def _make_recorder(context, episode: EpisodeLog, video: VideoWriter | None, lock
                 episode.frames += 1
                 episode.image_stamps.append(secs(msg.header.stamp))
                 episode.image_transport_s.append(max(0.0, episode.now - secs(msg.header.stamp)))
+                start, success_at = episode.start, episode.success_at
             if video is not None:
-                video.add(frame)
+                video.add_front(frame, secs(msg.header.stamp) - start,
+                                None if success_at is None else success_at - start)
+
+        def _on_wrist_image(self, msg: Image) -> None:
+            if msg.encoding == "rgb8":  # kept before the episode too: the first front frame has a pair
+                video.set_wrist(np.frombuffer(bytes(msg.data), np.uint8).reshape(msg.height, msg.width, 3))
 
         def _on_joint_state(self, msg: JointState) -> None:
             if self.recording:
@@ -291,6 +269,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                     help="task text for VLA policies")
     ap.add_argument("--startup-timeout", type=float, default=240.0, help="s to wait for the nodes")
     ap.add_argument("--no-video", action="store_true")
+    ap.add_argument("--no-rrd", action="store_true", help="no Rerun recording (demo.rrd) of the run")
+    add_viewer_argument(ap)
     return ap.parse_args(argv)
 
 
@@ -325,13 +305,19 @@ def _run(args: argparse.Namespace, out_root: Path, run_dir: Path) -> int:
     context = rclpy.Context()
     rclpy.init(context=context, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
     episode, lock = EpisodeLog(), threading.Lock()
-    video = None if args.no_video else VideoWriter(run_dir / "front", fps=30.0)
+    video = None if args.no_video else DemoVideo(run_dir / "demo", fps=30.0, instruction=args.instruction)
     recorder = executor = None
+    rrd = recording_path(args.viewer, None if args.no_rrd else run_dir / "demo.rrd")
+    if rrd is not None and not args.viewer and not rerun_installed():
+        log("no demo.rrd: rerun-sdk is not installed (pip install -e '.[viewer]')")
+        rrd = None
     wall0 = time.monotonic()
     try:
         log(f"starting the MuJoCo sim and the policy node ({'random ACT' if is_random else policy_dir})")
         children.start("sim", node_command("so100_bringup.sim.node", "sim.yaml", sim_params))
         children.start("policy", node_command("vla_policy_node.node", "policy.yaml", policy_params))
+        if rrd is not None or args.viewer:
+            children.start("viewer", viewer_command(args.viewer, rrd))
         recorder = _make_recorder(context, episode, video, lock)
         executor = SingleThreadedExecutor(context=context)
         executor.add_node(recorder)
@@ -374,16 +360,17 @@ def _run(args: argparse.Namespace, out_root: Path, run_dir: Path) -> int:
         summary = episode.summary(wall)
         summary.update(policy={"path": str(policy_dir), "random_init": is_random, "instruction": args.instruction},
                        seed=args.seed, task=args.task, image_size=[args.width, args.height],
-                       video=None if video is None else str(video.path), logs=str(run_dir / "logs"))
+                       video=None if video is None else str(video.path), logs=str(run_dir / "logs"),
+                       rerun_recording=None if rrd is None else str(rrd))
     finally:
         children.stop()
-        if video is not None:
-            video.close()
         if executor is not None:
             executor.shutdown(timeout_sec=1.0)
         if recorder is not None:
             recorder.destroy_node()
         rclpy.try_shutdown(context=context)
+        if video is not None:
+            video.close()  # last: it raises when writing failed
 
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     lat = summary["latency_ms"]["policy_inference"]
@@ -392,6 +379,8 @@ def _run(args: argparse.Namespace, out_root: Path, run_dir: Path) -> int:
         f"{'n/a' if lat is None else f'{lat['p50']:.0f} ms p50'}, RTF {summary['real_time_factor']:.2f}")
     if video is not None:
         log(f"video:   {video.path}")
+    if rrd is not None:
+        log(f"rerun:   {rrd}  (open it: rerun {rrd})")
     log(f"summary: {run_dir / 'summary.json'}")
     return 0
 

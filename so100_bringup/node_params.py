@@ -78,6 +78,11 @@ REGISTRY: tuple[NodeParams, ...] = (
     )),
     # No config file: only so100_record_sim starts it, with its parameters on the command line.
     NodeParams("so100_bringup.teleop.expert_node", "ExpertNode", None),
+    NodeParams("so100_bringup.viewer.node", "ViewerNode", "viewer.yaml", header=(
+        "Run: python -m so100_bringup.viewer.node --ros-args --params-file config/viewer.yaml -p spawn:=true",
+        "(no use_sim_time needed: the timeline is the messages' stamps, sim or wall time; docs/viewer.md)",
+        "so100_demo (for its demo.rrd), so100_evaluate and so100_record_sim (--viewer) pass this file.",
+    )),
 )
 
 

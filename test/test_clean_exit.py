@@ -53,13 +53,14 @@ CASES: dict[str, Case] = {
     "so100_expert": Case(lambda tmp, res: _ros(episodes=1), "running 1 episodes"),  # waits for the sim's reset
     "vla_policy_node": Case(lambda tmp, res: _ros(policy_path=res["checkpoint"]), "ready: cameras",
                             needs=("checkpoint",)),
+    "so100_viewer": Case(lambda tmp, res: _ros(save_path=tmp / "viewer.rrd"), "logging to Rerun"),
     "so100_sts3215_emulator": Case(lambda tmp, res: ["--link", str(tmp / "emulated_arm")], "STS3215 emulator:"),
 }
 # Console scripts that are not long-running nodes: one-shot tools and launchers. A launcher stops
 # its children in order on Ctrl-C and exits 130, the shell's code for "interrupted" (its own tests
 # check that); so100_calibrate and so100_ctl do the same.
 TOOLS = {"so100_calibrate", "so100_demo", "so100_train", "so100_evaluate", "so100_record_direct",
-         "so100_record_sim", "so100_record", "so100_ctl"}
+         "so100_record_sim", "so100_record", "so100_ctl", "so100_bag2lerobot", "so100_lerobot2bag"}
 
 
 def _console_scripts() -> dict[str, str]:

@@ -15,6 +15,7 @@ pytest.importorskip("rclpy", reason="rclpy not installed (make setup installs th
 pytest.importorskip("lerobot", reason="lerobot not installed (make setup installs the policy extra)")
 pytest.importorskip("imageio", reason="imageio not installed (make setup installs the sim extra)")
 
+from so100_bringup.viewer.child import rerun_installed  # noqa: E402
 from support.ros import interrupt_launcher, stop_process  # noqa: E402
 
 pytestmark = [pytest.mark.ros, pytest.mark.slow]
@@ -57,7 +58,12 @@ def test_the_demo_runs_a_closed_loop_episode_and_writes_video_and_summary(demo_r
     assert s["latency_ms"]["policy_inference"]["n"] >= 1
     assert s["success"] in (True, False)
     frames = imageio.mimread(video_path, memtest=False)
-    assert len(frames) == s["video_frames"] > 30 and frames[0].shape[:2] == (120, 160)
+    # front | wrist, each scaled from the policy's 160x120 to 480 px high
+    assert len(frames) == s["video_frames"] > 30 and frames[0].shape[:2] == (480, 1280)
+    assert video_path.name == "demo.mp4" and s["video"] == str(video_path)
+    if rerun_installed():  # the Rerun recording, by default, next to the video
+        rrd = video_path.with_name("demo.rrd")
+        assert s["rerun_recording"] == str(rrd) and rrd.stat().st_size > 10_000
     # The random policy was built once and cached for the next run.
     assert (out / "policies" / "random_act_160x120_seed0" / "config.json").is_file()
 
@@ -67,7 +73,7 @@ def test_ctrl_c_stops_every_child(demo_run):
     assert code == 0
     proc = demo(out, "--policy", "random", "--seed", "0", "--duration", "300", "--width", "160", "--height", "120")
     pids, output = interrupt_launcher(proc, "episode running")
-    assert len(pids) == 2, output
+    assert len(pids) == (3 if rerun_installed() else 2), output  # sim, policy, and the viewer writing demo.rrd
     assert proc.returncode == 130, output
     for pid in pids:
         with pytest.raises(ProcessLookupError):

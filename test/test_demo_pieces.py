@@ -112,3 +112,86 @@ def test_node_command_lines():
     cmd = node_command("so100_bringup.sim.node", "sim.yaml", {"seed": 3})
     assert cmd[1:4] == ["-m", "so100_bringup.sim.node", "--ros-args"] and cmd[-2:] == ["-p", "seed:=3"]
     assert cmd[4] == "--params-file" and cmd[5].endswith("sim.yaml")
+
+
+# --------------------------------------------------------------------------------------------
+# The demo video: both cameras, scaled up, with the instruction, the sim time and success
+# --------------------------------------------------------------------------------------------
+INSTRUCTION = "pick the cube and place it in the target area"
+
+
+def _camera(rgb: tuple[int, int, int], hw=(240, 320)):
+    import numpy as np
+
+    return np.full((*hw, 3), rgb, np.uint8)
+
+
+def test_the_demo_video_shows_both_cameras_side_by_side_at_480_px(tmp_path):
+    pytest.importorskip("imageio_ffmpeg", reason="imageio-ffmpeg not installed (make setup installs the sim extra)")
+    import imageio.v2 as imageio
+
+    from so100_bringup.demo_video import DemoVideo
+
+    video = DemoVideo(tmp_path / "demo", fps=30.0, instruction=INSTRUCTION)
+    video.add_front(_camera((200, 40, 40)), 0.0, None)  # before any wrist frame
+    video.set_wrist(_camera((40, 40, 200), hw=(120, 160)))  # another size: scaled to the same height
+    for k in range(1, 5):
+        video.add_front(_camera((200, 40, 40)), k / 30, None)
+    video.close()
+    assert video.path == tmp_path / "demo.mp4"
+    frames = imageio.mimread(video.path, memtest=False)
+    assert len(frames) == 5 and frames[-1].shape == (480, 1280, 3)
+    mid = frames[-1][240]  # a row below the text band and above the camera names
+    assert mid[320, 0] > 150 and mid[320, 2] < 90  # left: front (red)
+    assert mid[960, 2] > 150 and mid[960, 0] < 90  # right: wrist (blue)
+    assert abs(int(frames[0][240, 960, 0]) - int(frames[0][240, 960, 2])) < 20  # grey until a wrist frame
+
+
+def test_the_overlay_draws_the_instruction_and_the_time_on_the_cameras():
+    import numpy as np
+
+    from so100_bringup.demo_video import compose_frame
+
+    front, wrist = _camera((180, 180, 180)), _camera((180, 180, 180))
+    img = compose_frame(front, wrist, INSTRUCTION, 3.4, None)
+    raw = np.full_like(img, 180)  # the scaled cameras without overlay
+    band = slice(0, 40)
+    assert not np.array_equal(img[band], raw[band])
+    assert (img[band] == 255).any()  # white text on the darkened band
+    assert np.array_equal(img[200:280], raw[200:280])  # the middle of the scene is untouched
+    other = compose_frame(front, wrist, "stack the blocks", 3.4, None)
+    later = compose_frame(front, wrist, INSTRUCTION, 9.9, None)
+    assert not np.array_equal(img[band, :900], other[band, :900])  # the instruction is drawn
+    assert not np.array_equal(img[band, 900:], later[band, 900:])  # the sim time is drawn
+
+
+def test_success_puts_a_green_banner_on_the_video():
+    import numpy as np
+
+    from so100_bringup.demo_video import compose_frame
+
+    front, wrist = _camera((90, 90, 90)), _camera((90, 90, 90))
+    running = compose_frame(front, wrist, INSTRUCTION, 7.0, None)
+    done = compose_frame(front, wrist, INSTRUCTION, 7.0, 6.5)
+    changed = np.any(running != done, axis=2)
+    rows = np.flatnonzero(changed.any(axis=1))
+    assert rows.size > 30  # a banner, not a pixel
+    banner = done[rows.min():rows.max() + 1].reshape(-1, 3).astype(int)
+    green = (banner[:, 1] > banner[:, 0] + 60) & (banner[:, 1] > banner[:, 2] + 60)
+    assert green.mean() > 0.5
+
+
+def test_without_ffmpeg_the_video_is_a_half_size_gif(tmp_path, monkeypatch):
+    import imageio.v2 as imageio
+
+    from so100_bringup.demo_video import DemoVideo
+
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)  # `import imageio_ffmpeg` fails
+    video = DemoVideo(tmp_path / "demo", fps=10.0, instruction=INSTRUCTION)
+    video.set_wrist(_camera((40, 40, 200)))
+    for k in range(3):
+        video.add_front(_camera((200, 40, 40)), k / 10, None)
+    video.close()
+    assert video.path == tmp_path / "demo.gif"
+    frames = imageio.mimread(video.path)
+    assert len(frames) == 3 and frames[0].shape[:2] == (240, 640)

@@ -66,6 +66,11 @@ LAYER_RULES = {
     "so100_bringup.teleop.expert": 2,  # scripted demonstrator, the core of teleop.expert_node
     "so100_bringup.recorder": 2,  # package docstring only
     "so100_bringup.recorder.core": 2,  # frames -> LeRobot dataset, the core of recorder.node
+    "so100_bringup.recorder.bag_io": 2,  # rosbag2 read/write through rosbags (no rclpy)
+    "so100_bringup.recorder.bag_to_dataset": 2,  # bag -> dataset by the recorder's rules (so100_bag2lerobot)
+    "so100_bringup.recorder.dataset_to_bag": 2,  # dataset -> MCAP bag (so100_lerobot2bag)
+    "so100_bringup.viewer": 2,  # package docstring only; holds a layer-2 core, a layer-3 node, a layer-4 helper
+    "so100_bringup.viewer.log": 2,  # topics' values -> Rerun entities, the core of viewer.node
     # 3 ROS node shells: modules that define rclpy nodes or rclpy helpers
     "so100_common.ros_node": 3,
     "so100_common.ros_images": 3,  # cv_bridge when installed
@@ -78,12 +83,17 @@ LAYER_RULES = {
     "so100_bringup.recorder.node": 3,
     "so100_bringup.teleop.expert_node": 3,
     "so100_bringup.teleop.leader": 3,  # leader-arm reader + its publisher node in one module
+    "so100_bringup.viewer.node": 3,
     # 4 tools: command-line programs and helpers on top of everything
     "so100_bringup.demo": 4,
+    "so100_bringup.demo_video": 4,  # VideoWriter, and the demo's two-camera video with its overlay
     "so100_bringup.learning.*": 4,  # train, evaluate, record_direct, record_sim, random_act
     "so100_bringup.learning.record_loop": 4,  # so100_record: lerobot-record's loop over the recorder node
+    "so100_bringup.learning.bag2lerobot": 4,  # so100_bag2lerobot: command line over recorder.bag_to_dataset
+    "so100_bringup.learning.lerobot2bag": 4,  # so100_lerobot2bag: command line over recorder.dataset_to_bag
     "so100_bringup.learning.keys": 4,  # operator keys from the terminal (record loop, real-arm evaluation)
     "so100_bringup.processes": 4,
+    "so100_bringup.viewer.child": 4,  # the tools' --viewer option and the viewer node's command line
     "so100_bringup.launch_plan": 4,
     "so100_bringup.launch_support": 4,
     "so100_bringup.calibrate": 4,

@@ -36,6 +36,7 @@ import numpy as np
 
 from so100_bringup.learning.keys import KeySource
 from so100_bringup.processes import Children, child_env, node_command, stop_on_signals
+from so100_bringup.viewer.child import add_viewer_argument, viewer_command
 
 
 @dataclass
@@ -56,6 +57,7 @@ class EvalSettings:
     video_dir: Path | None = None  # direct mode: one front-camera mp4 per episode here
     node_params: dict = field(default_factory=dict)  # ros mode: more policy-node parameters
     policy_node: str = "/vla_policy_node"  # real: the policy node to switch on and off
+    viewer: str | None = None  # ros mode and real: the Rerun viewer node (window, serve or FILE.rrd)
 
 
 @dataclass
@@ -152,7 +154,7 @@ def evaluate_direct(s: EvalSettings, progress=print) -> EvalResult:
 
 
 def _episode_video(video_dir: Path, episode: int, fps: float):
-    from so100_bringup.demo import VideoWriter
+    from so100_bringup.demo_video import VideoWriter
 
     Path(video_dir).mkdir(parents=True, exist_ok=True)
     return VideoWriter(Path(video_dir) / f"direct_episode_{episode:03d}", fps=fps)
@@ -190,6 +192,8 @@ def evaluate_ros(s: EvalSettings, log_dir: Path, progress=print) -> EvalResult:
     children = Children(log_dir, child_env(), say=progress)
     children.start("sim", sim_command(s, cameras))
     children.start("policy", policy_command(s))
+    if s.viewer:
+        children.start("viewer", viewer_command(s.viewer, cameras=cameras))
     context = rclpy.Context()
     # no rclpy signal handler: Ctrl-C is a KeyboardInterrupt here, which stops the children below
     rclpy.init(context=context, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
@@ -371,6 +375,8 @@ def evaluate_real(s: EvalSettings, log_dir: Path, keys: KeySource, progress=prin
     try:
         if s.policy is not None:
             children.start("policy", real_policy_command(s))
+        if s.viewer:
+            children.start("viewer", viewer_command(s.viewer))
         with RosClient("evaluator", timeout_s=timeout_s) as client:
             policy = RosPolicySwitch(client, s.policy_node, check=children.check)
             try:
@@ -433,6 +439,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--video-dir", type=Path, help="direct mode: write one front-camera mp4 per episode here")
     ap.add_argument("--node-param", action="append", default=[], metavar="NAME=VALUE",
                     help="ros mode and real: another vla_policy_node parameter (config/policy.yaml), repeatable")
+    add_viewer_argument(ap)
     a = ap.parse_args(argv)
     bad = [p for p in a.node_param if "=" not in p]
     if bad:
@@ -447,7 +454,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                      instruction=instruction or "", fps=a.fps, torch_threads=a.torch_threads,
                      real_time_factor=a.real_time_factor, arm_source=a.arm_source,
                      actions_per_chunk=a.actions_per_chunk, video_dir=a.video_dir,
-                     node_params=dict(p.split("=", 1) for p in a.node_param), policy_node=a.policy_node)
+                     node_params=dict(p.split("=", 1) for p in a.node_param), policy_node=a.policy_node,
+                     viewer=a.viewer)
     results = []
     try:
         with stop_on_signals():

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Sequence
 
 from so100_bringup.processes import Children, child_env, node_command, stop_on_signals
+from so100_bringup.viewer.child import add_viewer_argument, viewer_command
 
 PREFIX = "[so100_record_sim]"
 DEFAULT_TASK = "pick the cube and place it in the target area"
@@ -47,6 +48,7 @@ def expert_progress(children: Children) -> list[str]:
 
 def commands(a: argparse.Namespace) -> dict[str, list[str]]:
     cameras = list(a.cameras)
+    viewer = viewer_command(a.viewer, cameras=cameras) if a.viewer else None
     return {
         "sim": node_command("so100_bringup.sim.node", "sim.yaml", {
             "task": "place", "seed": a.seed, "cameras": cameras, "real_time_factor": a.rtf}),
@@ -55,6 +57,7 @@ def commands(a: argparse.Namespace) -> dict[str, list[str]]:
             "fps": a.fps, "image_width": a.image_width, "image_height": a.image_height, "task": a.task}),
         "expert": node_command("so100_bringup.teleop.expert_node", None, {
             "use_sim_time": True, "episodes": a.episodes}),
+        **({"viewer": viewer} if viewer else {}),
     }
 
 
@@ -71,6 +74,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     ap.add_argument("--task", default=DEFAULT_TASK, help="task string of every episode")
     ap.add_argument("--log-dir", type=Path, help="node logs (default: <root>.logs)")
     ap.add_argument("--startup-timeout", type=float, default=120.0)
+    add_viewer_argument(ap)
     a = ap.parse_args(argv)
     if a.episodes < 1:
         ap.error("--episodes must be >= 1")
@@ -86,8 +90,8 @@ def run(a: argparse.Namespace) -> int:
     printed = 0  # expert progress lines echoed so far
     try:
         cmds = commands(a)
-        for name in ("sim", "recorder", "expert"):
-            children.start(name, cmds[name])
+        for name, command in cmds.items():
+            children.start(name, command)
         expert = children.procs["expert"]
         while True:
             finished = expert.poll() is not None

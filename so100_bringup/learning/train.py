@@ -145,10 +145,12 @@ def check_policy_type(policy_type: str) -> str:
 def resolve_device(device: str) -> str:
     """'auto': lerobot's choice (cuda, then mps, then xpu, then cpu); otherwise the named device,
     which must be available here."""
-    from lerobot.utils.device_utils import auto_select_torch_device, is_torch_device_available
+    from lerobot.utils.device_utils import is_torch_device_available
 
     if device == "auto":
-        return auto_select_torch_device().type
+        # lerobot's auto_select_torch_device order, without its warning on every CPU run (the CPU
+        # is a normal training device here; the log says which device trains)
+        return next(d for d in ("cuda", "mps", "xpu", "cpu") if is_torch_device_available(d))
     if device not in DEVICES:
         raise SystemExit(f"train: --device must be one of {DEVICES}, got {device!r}")
     if not is_torch_device_available(device):

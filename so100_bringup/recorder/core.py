@@ -17,15 +17,18 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import shutil
+import threading
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from so100_description.joints import JOINT_NAMES
+from so100_bringup.control.follower import TrajectoryFollower
+from so100_description.joints import JOINT_NAMES, joint_limits, strip_prefix
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +36,11 @@ STATE_KEY = "observation.state"
 ACTION_KEY = "action"
 IMAGE_PREFIX = "observation.images."
 DEFAULT_ROBOT_TYPE = "so_follower"  # what lerobot 0.6.1's SO-100/SO-101 follower records
+# Video decoder of every dataset this project opens. LeRobot's default (None) tries torchcodec
+# first, which needs FFmpeg's shared libraries and, without them, logs a traceback per FFmpeg
+# version before falling back to PyAV; PyAV brings its own FFmpeg (LeRobot's encoder uses it too).
+VIDEO_BACKEND = "pyav"
+ACTION_SOURCES = ("trajectory", "leader")
 
 
 class RecorderError(RuntimeError):
@@ -168,6 +176,138 @@ class StillFollowerCheck:
                 "on, something relaying the leader to it)?")
 
 
+class LatestInput:
+    """The latest value of one input with the time it was received (s, on the caller's clock)."""
+    __slots__ = ("value", "received")
+
+    def __init__(self) -> None:
+        self.value: Any = None
+        self.received = -math.inf
+
+    def set(self, value: Any, received: float) -> None:
+        self.value, self.received = value, float(received)
+
+    def age(self, now: float) -> float:
+        return math.inf if self.value is None else now - self.received
+
+
+def joint_positions(msg, prefix: str = "") -> dict[str, float]:
+    """sensor_msgs/JointState (duck-typed) -> {joint without `prefix`: rad}."""
+    if len(msg.position) != len(msg.name):
+        raise FrameError(f"JointState with {len(msg.name)} names but {len(msg.position)} positions")
+    return {strip_prefix(n, prefix): float(x) for n, x in zip(msg.name, msg.position)}
+
+
+def action_follower(prefix: str = "", variant: str = "so101",
+                    joints: Sequence[str] = JOINT_NAMES) -> TrajectoryFollower:
+    """The follower the recorder samples its trajectory actions from: the controllers' joint
+    names (with `prefix`) and the variant's position limits, as the controllers clamp them."""
+    lims = joint_limits(variant)
+    return TrajectoryFollower([prefix + j for j in joints], [0.0] * len(joints),
+                              lower=[lims[j].lower for j in joints], upper=[lims[j].upper for j in joints])
+
+
+@dataclass(frozen=True)
+class FrameInputs:
+    state: dict[str, float]  # rad
+    action: dict[str, float]  # rad
+    images: dict[str, Any]  # camera -> what `add_image` was given
+
+
+class RecorderInputs:
+    """The recorder's inputs and its rule for one frame, shared by the recorder node (live) and
+    the bag converter (so100_bag2lerobot).
+
+    A frame takes the latest value of every input. When any is missing or older than
+    `max_age_s` (since it was received) the frame is skipped with a reason, never padded. The
+    action is the follower's setpoint at the frame's time (`action_source` trajectory: the
+    JointTrajectory topics fed into the shared follower, seeded with the first complete joint
+    state so that it commands where the arm is until a trajectory arrives) or the latest leader
+    state (`action_source` leader). Two clocks: `now` times receipt and age, `clock` is the
+    robot's clock on which trajectories are stamped (the node clock, sim time with use_sim_time).
+    """
+
+    def __init__(self, cameras: Sequence[str], action_source: str = "trajectory", max_age_s: float = 0.5,
+                 prefix: str = "", variant: str = "so101", joints: Sequence[str] = JOINT_NAMES):
+        if action_source not in ACTION_SOURCES:
+            raise ValueError(f"action_source {action_source!r}: expected one of {ACTION_SOURCES}")
+        if not max_age_s > 0:
+            raise ValueError(f"max_age_s must be positive, got {max_age_s}")
+        self.cameras = [c for c in cameras if c]
+        self.action_source = action_source
+        self.max_age_s = float(max_age_s)
+        self.prefix = prefix
+        self.variant = variant
+        self.joints = tuple(joints)
+        self._lock = threading.Lock()
+        self.follower = action_follower(prefix, variant, self.joints) if action_source == "trajectory" else None
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every input (the bag's clock jumped: nothing before the jump may reach a frame)."""
+        with self._lock:
+            self._state = LatestInput()
+            self._leader = LatestInput()
+            self._images = {c: LatestInput() for c in self.cameras}
+            self.follower_seeded = False
+
+    def reseed_follower(self) -> None:
+        """Seed the follower again from the next complete joint state (the robot's clock jumped,
+        so trajectories timed on the old clock are void)."""
+        with self._lock:
+            self.follower_seeded = False
+
+    # -- inputs -------------------------------------------------------------------------------
+    def add_state(self, positions: Mapping[str, float], now: float, clock: float) -> None:
+        """Positions of some joints (/joint_states may come in parts, e.g. arm and gripper)."""
+        with self._lock:
+            merged = dict(self._state.value or {})
+            merged.update(positions)
+            self._state.set(merged, now)
+            seed = (self.follower is not None and not self.follower_seeded
+                    and all(j in merged for j in self.joints))
+            if seed:
+                self.follower.hold(clock, [merged[j] for j in self.joints])
+                self.follower_seeded = True
+
+    def add_leader(self, positions: Mapping[str, float], now: float) -> None:
+        with self._lock:
+            merged = dict(self._leader.value or {})
+            merged.update(positions)
+            self._leader.set(merged, now)
+
+    def add_image(self, camera: str, image: Any, now: float) -> None:
+        with self._lock:
+            if camera in self._images:
+                self._images[camera].set(image, now)
+
+    def has_image(self, camera: str) -> bool:
+        return camera in self._images and self._images[camera].value is not None
+
+    def latest_image(self, camera: str) -> Any:
+        return self._images[camera].value if camera in self._images else None
+
+    # -- the frame rule ---------------------------------------------------------------------------
+    def take(self, now: float, clock: float) -> FrameInputs | str:
+        """The inputs of a frame at `now`, or why there is none."""
+        with self._lock:
+            inputs = [("joint_states", self._state)] + [(f"camera {c}", self._images[c]) for c in self.cameras]
+            stale = [name for name, slot in inputs if slot.age(now) > self.max_age_s]
+            if stale:
+                return f"stale or missing input: {', '.join(stale)}"
+            state = dict(self._state.value)
+            images = {c: self._images[c].value for c in self.cameras}
+            if self.follower is not None:
+                if not self.follower_seeded:
+                    return "no /joint_states yet to seed the commanded position"
+                positions, _vel = self.follower.sample(clock)
+                return FrameInputs(state, {j: float(x) for j, x in zip(self.joints, positions)}, images)
+            age = self._leader.age(now)
+            if age > self.max_age_s:
+                return f"leader joint states {'missing' if age == math.inf else f'{age:.2f} s old'}"
+            return FrameInputs(state, dict(self._leader.value), images)
+
+
 @dataclass(frozen=True)
 class SavedEpisode:
     index: int
@@ -230,6 +370,9 @@ class DatasetSession:
     def _encoder(self):
         from lerobot.configs.video import RGBEncoderConfig
 
+        # SVT-AV1 (the default codec) writes a 20-line banner and a thread-priority warning to
+        # stderr for every video; keep its errors only, unless the user set SVT_LOG.
+        os.environ.setdefault("SVT_LOG", "1")
         return RGBEncoderConfig(vcodec=self.video_codec)
 
     def open(self) -> None:
@@ -270,7 +413,7 @@ class DatasetSession:
                 robot_type=self.robot_type, use_videos=self.use_videos,
                 image_writer_threads=self.image_writer_threads,
                 rgb_encoder=self._encoder() if self.use_videos else None,
-                metadata_buffer_size=1)
+                metadata_buffer_size=1, video_backend=VIDEO_BACKEND)
             log.info("created dataset %s", self.root)
 
     def _resume(self):
@@ -278,7 +421,8 @@ class DatasetSession:
 
         return LeRobotDataset.resume(self.repo_id, root=self.root,
                                      image_writer_threads=self.image_writer_threads,
-                                     rgb_encoder=self._encoder() if self.use_videos else None)
+                                     rgb_encoder=self._encoder() if self.use_videos else None,
+                                     video_backend=VIDEO_BACKEND)
 
     def _abandon(self) -> None:
         ds, self._ds = self._ds, None

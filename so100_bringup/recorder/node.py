@@ -7,9 +7,11 @@ Actions come from one of two sources (parameter `action_source`):
 * "leader": a leader arm's /leader/joint_states (teleoperation).
 
 A timer at `fps` takes the latest of every input; a frame whose inputs are missing or older
-than `max_age_s` is skipped and counted. Services (std_srvs/Trigger) ~/start_episode,
-~/pause_episode (stop taking frames, e.g. while the scene is reset; the episode stays open),
-~/stop_episode (save) and ~/discard_episode. An episode needs a task string: the latest of the
+than `max_age_s` is skipped and counted (the rule lives in `recorder.core.RecorderInputs`, shared
+with so100_bag2lerobot). Services (std_srvs/Trigger) ~/start_episode, ~/pause_episode (stop
+taking frames, e.g. while the scene is reset; the episode stays open), ~/stop_episode (save) and
+~/discard_episode; their calls also go out on <service>/_service_event (service introspection),
+which `ros2 bag record --all-services` keeps. An episode needs a task string: the latest of the
 `task` parameter (also set at run time, as so100_record does) and the instruction topic; there
 is no default. A follower whose state stays still while the action moves is reported (log,
 /diagnostics, the save message). Progress goes to the log and /diagnostics.
@@ -17,7 +19,6 @@ is no default. A follower whose state stays still while the action moves is repo
 from __future__ import annotations
 
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Sequence
@@ -30,16 +31,14 @@ from std_srvs.srv import Trigger
 
 from so100_description.calibration import (ArmUnits, CalibrationError, JointUnitConverter, load_calibration,
                                        nominal_calibration)
-from so100_bringup.control.follower import TrajectoryFollower
 from so100_bringup.follower_ros import TrajectoryFollowerBridge
-from so100_bringup.recorder.core import (DEFAULT_ROBOT_TYPE, DatasetSession, FrameBuilder, FrameError,
-                                         RecorderError, StillFollowerCheck, camera_shapes_of, dataset_features)
+from so100_bringup.recorder.core import (ACTION_SOURCES, DEFAULT_ROBOT_TYPE, DatasetSession, FrameBuilder,
+                                         FrameError, FrameInputs, RecorderError, RecorderInputs,
+                                         StillFollowerCheck, camera_shapes_of, dataset_features, joint_positions)
 from so100_common.ros_node import (spin_node_main, ERROR, IMAGE_QOS, OK, STATE_QOS, WARN, declare_params, diagnostic_array,
                                       diagnostic_status, now_seconds)
 from so100_common.params import Param, ParameterError, schema
-from so100_description.joints import JOINT_NAMES, VARIANTS, joint_limits, strip_prefix
-
-ACTION_SOURCES = ("trajectory", "leader")
+from so100_description.joints import JOINT_NAMES, VARIANTS
 
 # What LeRobot 0.6.1's video encoder accepts (lerobot.configs.video: VALID_VIDEO_CODECS and the
 # alias av1); test_node_params checks this list against the installed lerobot.
@@ -92,21 +91,6 @@ PARAMS = schema("recorder", [
          "dataset")
 
 
-class _Latest:
-    """The latest value of one input with its receipt time (monotonic, s)."""
-    __slots__ = ("value", "received")
-
-    def __init__(self) -> None:
-        self.value = None
-        self.received = -1.0
-
-    def set(self, value) -> None:
-        self.value, self.received = value, time.monotonic()
-
-    def age(self, now: float) -> float:
-        return float("inf") if self.received < 0 else now - self.received
-
-
 def missed_slots(last: float | None, now: float, period: float) -> int:
     """Frame slots of `period` s that passed between two timer runs without a run of their own
     (a timer that fires late runs once, not once per slot it missed)."""
@@ -127,10 +111,11 @@ class RecorderNode(Node):
         self.joints = tuple(JOINT_NAMES)
         self.converter = JointUnitConverter(self._calibration(p), ArmUnits(p["arm_units"]), p["variant"])
         self.cameras: list[str] = [c for c in p["cameras"] if c]
-        self._lock = threading.Lock()
-        self._state = _Latest()
-        self._leader = _Latest()
-        self._images = {c: _Latest() for c in self.cameras}
+        # The frame rule (latest inputs, max_age_s on receipt, the follower's setpoint as action) is
+        # shared with so100_bag2lerobot; receipt is timed on the monotonic clock, trajectories on
+        # the node clock.
+        self.inputs = RecorderInputs(self.cameras, p["action_source"], float(p["max_age_s"]), self.prefix,
+                                     p["variant"], self.joints)
         self._task: str = p["task"].strip()  # the next episode's: the latest of the parameter and the topic
         window = int(round(float(p["still_follower_window_s"]) * int(p["fps"])))
         self.still_check = StillFollowerCheck(max(2, window)) if window > 0 else None
@@ -163,23 +148,15 @@ class RecorderNode(Node):
             self.create_subscription(Image, topic, lambda msg, c=cam: self._on_image(c, msg), IMAGE_QOS)
         if p["instruction_topic"]:
             self.create_subscription(String, p["instruction_topic"], self._on_instruction, STATE_QOS)
-        self.follower: TrajectoryFollower | None = None
         if p["action_source"] == "leader":
             self.create_subscription(JointState, p["leader_topic"], self._on_leader, STATE_QOS)
         else:
-            names = [self.prefix + j for j in self.joints]
-            lims = joint_limits(p["variant"])
-            self.follower = TrajectoryFollower(names, [0.0] * len(names),
-                                               lower=[lims[j].lower for j in self.joints],
-                                               upper=[lims[j].upper for j in self.joints])
-            self._follower_seeded = False
-            self.bridge = TrajectoryFollowerBridge(self, self.follower, p["arm_trajectory_topic"],
+            self.bridge = TrajectoryFollowerBridge(self, self.inputs.follower, p["arm_trajectory_topic"],
                                                    p["gripper_trajectory_topic"])
 
-        self.create_service(Trigger, "~/start_episode", self._srv_start)
-        self.create_service(Trigger, "~/pause_episode", self._srv_pause)
-        self.create_service(Trigger, "~/stop_episode", self._srv_stop)
-        self.create_service(Trigger, "~/discard_episode", self._srv_discard)
+        for name, handler in (("start_episode", self._srv_start), ("pause_episode", self._srv_pause),
+                              ("stop_episode", self._srv_stop), ("discard_episode", self._srv_discard)):
+            self._introspect(self.create_service(Trigger, f"~/{name}", handler))
         self._diag_pub = self.create_publisher(DiagnosticArray, "/diagnostics", 10)
         self.create_timer(1.0 / float(p["fps"]), self._tick)
         self.create_timer(float(p["diagnostics_period_s"]), self._report)
@@ -188,6 +165,18 @@ class RecorderNode(Node):
             f"{p['action_source']}; {self.session.total_episodes} episodes on disk")
 
     # -- setup --------------------------------------------------------------------------------
+    def _introspect(self, service) -> None:
+        """Publish the service's calls on <service>/_service_event, so that `ros2 bag record
+        --all-services` keeps the episode boundaries and so100_bag2lerobot splits a bag there."""
+        try:
+            from rclpy.qos import qos_profile_system_default
+            from rclpy.service_introspection import ServiceIntrospectionState
+
+            service.configure_introspection(self.get_clock(), qos_profile_system_default,
+                                            ServiceIntrospectionState.CONTENTS)
+        except (ImportError, AttributeError):  # rclpy before Iron has no service introspection
+            pass
+
     @staticmethod
     def _calibration(p):
         if p["calibration_file"]:
@@ -208,10 +197,11 @@ class RecorderNode(Node):
 
     # -- inputs -------------------------------------------------------------------------------
     def _positions(self, msg: JointState) -> dict[str, float] | None:
-        if len(msg.position) != len(msg.name):
-            self._input_error(f"JointState with {len(msg.name)} names but {len(msg.position)} positions")
+        try:
+            return joint_positions(msg, self.prefix)
+        except FrameError as exc:
+            self._input_error(str(exc))
             return None
-        return {strip_prefix(n, self.prefix): float(x) for n, x in zip(msg.name, msg.position)}
 
     def _input_error(self, text: str) -> None:
         self.last_error = text
@@ -219,24 +209,13 @@ class RecorderNode(Node):
 
     def _on_state(self, msg: JointState) -> None:
         pos = self._positions(msg)
-        if pos is None:
-            return
-        with self._lock:
-            merged = dict(self._state.value or {})
-            merged.update(pos)  # /joint_states may come in parts (arm, gripper)
-            self._state.set(merged)
-        if self.follower is not None and not self._follower_seeded and all(j in merged for j in self.joints):
-            # Until a trajectory arrives the commanded position is where the arm is.
-            self.follower.hold(now_seconds(self), [merged[j] for j in self.joints])
-            self._follower_seeded = True
+        if pos is not None:
+            self.inputs.add_state(pos, time.monotonic(), now_seconds(self))
 
     def _on_leader(self, msg: JointState) -> None:
         pos = self._positions(msg)
         if pos is not None:
-            with self._lock:
-                merged = dict(self._leader.value or {})
-                merged.update(pos)
-                self._leader.set(merged)
+            self.inputs.add_leader(pos, time.monotonic())
 
     def _on_image(self, cam: str, msg: Image) -> None:
         from so100_common.images import image_msg_to_rgb
@@ -246,8 +225,7 @@ class RecorderNode(Node):
         except ValueError as exc:
             self._input_error(f"camera {cam}: {exc}")
             return
-        with self._lock:
-            self._images[cam].set(rgb)
+        self.inputs.add_image(cam, rgb, time.monotonic())
 
     def _on_instruction(self, msg: String) -> None:
         text = msg.data.strip()
@@ -261,44 +239,22 @@ class RecorderNode(Node):
             self.get_logger().info(f"task of the next episode: {self._task!r}")
 
     # -- recording ----------------------------------------------------------------------------
-    def _action_positions(self, now_mono: float) -> tuple[dict[str, float] | None, str]:
-        if self.follower is not None:
-            if not self._follower_seeded:
-                return None, "no /joint_states yet to seed the commanded position"
-            positions, _vel = self.follower.sample(now_seconds(self))
-            return {j: float(x) for j, x in zip(self.joints, positions)}, ""
-        age = self._leader.age(now_mono)
-        if age > float(self.p["max_age_s"]):
-            return None, f"leader joint states {'missing' if age == float('inf') else f'{age:.2f} s old'}"
-        return dict(self._leader.value), ""
-
     def _tick(self) -> None:
         if not self.session.recording or self.paused:
             return
         clock = now_seconds(self)
         self.missed += missed_slots(self._last_tick, clock, 1.0 / float(self.p["fps"]))
         self._last_tick = clock
-        now = time.monotonic()
-        max_age = float(self.p["max_age_s"])
-        with self._lock:
-            reason = ""
-            stale = [name for name, slot in [("joint_states", self._state)] +
-                     [(f"camera {c}", self._images[c]) for c in self.cameras] if slot.age(now) > max_age]
-            if stale:
-                reason = f"stale or missing input: {', '.join(stale)}"
-            state = dict(self._state.value or {})
-            images = {c: self._images[c].value for c in self.cameras}
-        action = None
-        if not reason:
-            action, reason = self._action_positions(now)
-        if not reason:
+        taken = self.inputs.take(time.monotonic(), clock)
+        reason = taken if isinstance(taken, str) else ""
+        if isinstance(taken, FrameInputs):
             try:
-                frame = self.builder.build(state, action, images, self.session.task)
+                frame = self.builder.build(taken.state, taken.action, taken.images, self.session.task)
                 self.session.add(frame)
             except FrameError as exc:
                 reason = str(exc)
             else:
-                self._check_follower(state, action)
+                self._check_follower(taken.state, taken.action)
         if reason:
             self.skipped += 1
             self.skip_reason = reason
@@ -328,10 +284,9 @@ class RecorderNode(Node):
             return False, text
         try:
             if self.builder is None:
-                with self._lock:
-                    missing = [c for c in self.cameras if self._images[c].value is None]
-                    shapes = {c: self._fixed_size or self._images[c].value.shape[:2] for c in self.cameras
-                              if self._images[c].value is not None}
+                missing = [c for c in self.cameras if not self.inputs.has_image(c)]
+                shapes = {c: self._fixed_size or self.inputs.latest_image(c).shape[:2] for c in self.cameras
+                          if self.inputs.has_image(c)}
                 if missing and self._fixed_size is None:
                     return False, (f"no frame yet from camera(s) {missing}: image sizes unknown (set "
                                    "image_width/image_height or wait for the cameras)")
