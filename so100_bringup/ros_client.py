@@ -79,9 +79,9 @@ class RosClient:
         import rclpy
 
         if self._executor is not None:
-            self._executor.shutdown(timeout_sec=5.0)
+            self._executor.shutdown(timeout_sec=30.0)  # returns at once unless the machine is loaded
         if self._spin is not None:
-            self._spin.join(timeout=5.0)  # a spinning thread left at exit aborts the interpreter
+            self._spin.join(timeout=30.0)  # a spinning thread left at exit aborts the interpreter
         if self.node is not None:
             self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)

@@ -3,6 +3,7 @@ schema, QoS presets, diagnostics, JointState, and the console-script body."""
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import logging
 import math
 import signal
@@ -246,6 +247,8 @@ def spin_node_main(argv: Sequence[str] | None, make_node: Callable[[], Node], la
     import rclpy
     from rclpy.executors import ExternalShutdownException
 
+    if not faulthandler.is_enabled():  # a crash in a C extension then names the Python line that led to it
+        faulthandler.enable()
     stop = _StopSignals().install()
     rclpy.init(args=argv)
     node = None
@@ -318,8 +321,10 @@ def spinning(node: Node, executor: Any = None) -> Iterator[Any]:
     try:
         yield executor
     finally:
-        executor.shutdown(timeout_sec=5.0)
-        thread.join(timeout=5.0)
+        # generous: on a loaded machine the executor may take seconds to wake, and a thread still
+        # spinning when the interpreter finalizes crashes it (a segfault instead of exit 0)
+        executor.shutdown(timeout_sec=30.0)
+        thread.join(timeout=30.0)
 
 
 def error_line(label: str, exc: BaseException) -> str:
