@@ -30,7 +30,7 @@ from so100_common.ros_node import COMMAND_QOS
 
 EXIT_OK, EXIT_REFUSED, EXIT_NO_ANSWER, EXIT_INTERRUPTED = 0, 1, 2, 130
 
-POLICY, DRIVER, RECORDER = "vla_policy_node", "so100_driver", "recorder"
+POLICY, DRIVER, RECORDER, SIM = "vla_policy_node", "so100_driver", "recorder", "mujoco_sim"
 # What to start when a node's service is missing (keyed by the node's base name).
 HOW_TO_START = {
     POLICY: "the policy node: vla_policy_node --ros-args --params-file config/policy.yaml "
@@ -38,6 +38,7 @@ HOW_TO_START = {
     DRIVER: "the driver: so100_driver --ros-args --params-file config/driver.yaml -p port:=<port> "
             "-p robot_id:=<arm>",
     RECORDER: "the recorder: so100_recorder --ros-args --params-file config/recorder.yaml -p root:=<dataset dir>",
+    SIM: "the simulation: so100_mujoco_sim --ros-args --params-file config/sim.yaml",
 }
 INSTRUCTION_TOPIC = "vla/instruction"
 # Every node has these; `nodes` leaves them out.
@@ -284,8 +285,10 @@ def build_parser() -> argparse.ArgumentParser:
     command("estop", "emergency stop: hold, latched until the next enable (~/estop)", POLICY)
     command("torque", "driver torque on (goal = measured pose first) or off (limp) (~/torque)",
             DRIVER).add_argument("state", choices=("on", "off"))
-    command("record", "recorder episode: start, stop (save) or discard (~/start_episode, ~/stop_episode, "
-            "~/discard_episode)", RECORDER).add_argument("action", choices=("start", "stop", "discard"))
+    command("record", "recorder episode: start, pause (stop taking frames, keep it open), stop (save) or "
+            "discard (~/start_episode, ~/pause_episode, ~/stop_episode, ~/discard_episode)",
+            RECORDER).add_argument("action", choices=("start", "pause", "stop", "discard"))
+    command("reset", "reset the simulated scene: new cube and target layout (~/reset)", SIM)
     p = command("instruction", "publish a task instruction (std_msgs/String) once its subscribers matched")
     p.add_argument("text")
     p.add_argument("--topic", default=INSTRUCTION_TOPIC, help=f"default {INSTRUCTION_TOPIC}")
@@ -298,8 +301,8 @@ def service_request(args: argparse.Namespace) -> tuple[str, Any, Any]:
     """(service name relative to the node, type, request) of a service subcommand."""
     if args.command in ("enable", "disable"):
         return "enable", SetBool, SetBool.Request(data=args.command == "enable")
-    if args.command == "estop":
-        return "estop", Trigger, Trigger.Request()
+    if args.command in ("estop", "reset"):
+        return args.command, Trigger, Trigger.Request()
     if args.command == "torque":
         return "torque", SetBool, SetBool.Request(data=args.state == "on")
     if args.command == "record":

@@ -37,8 +37,8 @@ def ctl(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
 
 
 class ControlledNode(Node):
-    """Offers ~/enable, ~/torque (SetBool) and ~/estop (Trigger) like the policy node and the
-    driver, records every call and every instruction, publishes joint_states at 20 Hz.
+    """Offers ~/enable, ~/torque (SetBool), ~/estop, ~/reset and ~/pause_episode (Trigger) like the
+    policy node, the driver, the sim and the recorder, records every call and every instruction, publishes joint_states at 20 Hz.
     `refuse_torque_off`: ~/torque false answers success=false, as a driver whose bus fails."""
 
     def __init__(self, name: str, namespace: str, context, refuse_torque_off: bool = False):
@@ -50,6 +50,8 @@ class ControlledNode(Node):
         self.create_service(SetBool, "~/enable", lambda req, res: self._answer("enable", req.data, res))
         self.create_service(SetBool, "~/torque", lambda req, res: self._answer("torque", req.data, res))
         self.create_service(Trigger, "~/estop", lambda req, res: self._answer("estop", None, res))
+        self.create_service(Trigger, "~/reset", lambda req, res: self._answer("reset", None, res))
+        self.create_service(Trigger, "~/pause_episode", lambda req, res: self._answer("pause_episode", None, res))
         self.create_subscription(String, "vla/instruction", self._on_instruction, 10)
         self.state_pub = self.create_publisher(JointState, "joint_states", 10)
         self.create_timer(0.05, lambda: self.state_pub.publish(JointState(name=["gripper"], position=[0.1])))
@@ -109,6 +111,14 @@ def test_driver_torque_and_a_refusal(nodes, ns):
     # an absolute --node ignores the namespace
     assert ctl("-n", "elsewhere", "enable", "--node", f"/{ns}/so100_driver").returncode == EXIT_OK
     assert driver.calls == [("torque", True), ("estop", None), ("torque", False), ("enable", True)]
+
+
+def test_sim_reset_and_recorder_pause(nodes, ns):
+    sim = nodes("mujoco_sim", f"/{ns}")
+    recorder = nodes("recorder", f"/{ns}")
+    assert ctl("-n", ns, "reset").returncode == EXIT_OK
+    assert ctl("-n", ns, "record", "pause").returncode == EXIT_OK
+    assert sim.calls == [("reset", None)] and recorder.calls == [("pause_episode", None)]
 
 
 def test_instruction_waits_for_its_subscriber(rclpy_context, nodes, ns):
