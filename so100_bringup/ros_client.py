@@ -44,14 +44,20 @@ class RosClient:
     """A private rclpy context and node, spun in a background thread. Ctrl-C stays a
     KeyboardInterrupt in the main thread (no rclpy signal handler, which would shut the context
     down and turn Ctrl-C into a "not found"), so the tool can clean up (discard an open episode,
-    switch the policy off) before it exits. Relative names resolve under `namespace`."""
+    switch the policy off) before it exits. Relative names resolve under `namespace`.
+    `use_sim_time`: the node's clock follows /clock. `check` runs at every poll of a wait and
+    may raise to end it (e.g. a child process that died)."""
 
-    def __init__(self, name: str, timeout_s: float = 30.0, namespace: str = ""):
+    def __init__(self, name: str, timeout_s: float = 30.0, namespace: str = "", use_sim_time: bool = False,
+                 check: Callable[[], None] = lambda: None):
         import rclpy
         from rclpy.executors import SingleThreadedExecutor
         from rclpy.signals import SignalHandlerOptions
 
+        from rclpy.parameter import Parameter
+
         self.timeout_s = float(timeout_s)
+        self.check = check
         self._clients: dict[str, Any] = {}
         self._diagnostics: dict[str, dict[str, str]] = {}  # by the "node" value of a status
         self._lock = threading.Lock()
@@ -60,7 +66,8 @@ class RosClient:
         rclpy.init(args=[], context=self.context, signal_handler_options=SignalHandlerOptions.NO)
         try:
             self.node = rclpy.create_node(name, namespace=full_name(namespace), context=self.context,
-                                          start_parameter_services=False)
+                                          start_parameter_services=False,
+                                          parameter_overrides=[Parameter("use_sim_time", value=use_sim_time)])
             self._executor = SingleThreadedExecutor(context=self.context)
             self._executor.add_node(self.node)
             self._spin = threading.Thread(target=self._executor.spin, daemon=True)
@@ -91,10 +98,15 @@ class RosClient:
         callbacks. Short sleeps keep Ctrl-C responsive."""
         deadline = time.monotonic() + timeout_s
         while not predicate():
+            self.check()
             if time.monotonic() >= deadline:
                 return False
             time.sleep(POLL_S)
         return True
+
+    def now(self) -> float:
+        """The node's clock in seconds (sim time with use_sim_time)."""
+        return self.node.get_clock().now().nanoseconds * 1e-9
 
     def call(self, srv_type, service: str, request, timeout_s: float | None = None,
              answer_timeout_s: float | None = None):

@@ -26,7 +26,6 @@ import argparse
 import json
 import math
 import sys
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -177,12 +176,10 @@ def policy_command(s: EvalSettings) -> list[str]:
 
 
 def evaluate_ros(s: EvalSettings, log_dir: Path, progress=print) -> EvalResult:
-    import rclpy
-    from rclpy.executors import SingleThreadedExecutor
-    from rclpy.parameter import Parameter
     from std_msgs.msg import Bool
     from std_srvs.srv import SetBool, Trigger
 
+    from so100_bringup.ros_client import NodeUnavailable, RosClient
     from so100_common.ros_node import LATCHED_QOS
     from vla_policy_node.backends.base import read_spec_from_config
 
@@ -190,71 +187,46 @@ def evaluate_ros(s: EvalSettings, log_dir: Path, progress=print) -> EvalResult:
     log_dir.mkdir(parents=True, exist_ok=True)
     cameras = read_spec_from_config(Path(s.policy)).camera_names
     children = Children(log_dir, child_env(), say=progress)
-    children.start("sim", sim_command(s, cameras))
-    children.start("policy", policy_command(s))
-    if s.viewer:
-        children.start("viewer", viewer_command(s.viewer, cameras=cameras))
-    context = rclpy.Context()
-    # no rclpy signal handler: Ctrl-C is a KeyboardInterrupt here, which stops the children below
-    rclpy.init(context=context, signal_handler_options=rclpy.signals.SignalHandlerOptions.NO)
-    node = rclpy.create_node("evaluator", context=context,
-                             parameter_overrides=[Parameter("use_sim_time", value=True)])
-    state = {"success": False, "armed": False}
-
-    def on_success(msg: Bool) -> None:
-        if state["armed"] and msg.data:
-            state["success"] = True
-
-    node.create_subscription(Bool, "/sim/task_success", on_success, LATCHED_QOS)
-    reset = node.create_client(Trigger, "/mujoco_sim/reset")
-    enable = node.create_client(SetBool, "/vla_policy_node/enable")
-    executor = SingleThreadedExecutor(context=context)
-    executor.add_node(node)
-    spin = threading.Thread(target=executor.spin, daemon=True)
-    spin.start()
-
-    def call(client, request, timeout=120.0):
-        if not client.wait_for_service(timeout_sec=timeout):
-            raise RuntimeError(f"{client.srv_name} not available (see logs in {log_dir})")
-        future = client.call_async(request)
-        deadline = time.monotonic() + timeout
-        while not future.done():
-            children.check()
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{client.srv_name} did not answer (see logs in {log_dir})")
-            time.sleep(0.01)
-        return future.result()
-
-    def sim_now() -> float:
-        return node.get_clock().now().nanoseconds * 1e-9
-
     result = EvalResult("ros")
     try:
-        call(enable, SetBool.Request(data=False))
-        for ep in range(s.episodes):
-            call(enable, SetBool.Request(data=False))
-            state["armed"], state["success"] = False, False
-            reply = call(reset, Trigger.Request())
-            if not reply.success:
-                raise RuntimeError(f"sim reset failed: {reply.message}")
-            time.sleep(0.2)  # the latched success=False of the reset arrives first
-            state["armed"] = True
-            start = sim_now()
-            reply = call(enable, SetBool.Request(data=True))
-            if not reply.success:
-                raise RuntimeError(f"policy node refused to start: {reply.message}")
-            while sim_now() - start < s.episode_s and not state["success"]:
-                children.check()
-                time.sleep(0.02)
-            call(enable, SetBool.Request(data=False))
-            result.successes.append(bool(state["success"]))
-            progress(f"[ros] episode {ep + 1}/{s.episodes}: {'success' if state['success'] else 'fail'}")
+        children.start("sim", sim_command(s, cameras))
+        children.start("policy", policy_command(s))
+        if s.viewer:
+            children.start("viewer", viewer_command(s.viewer, cameras=cameras))
+        with RosClient("evaluator", timeout_s=120.0, use_sim_time=True, check=children.check) as client:
+            state = {"success": False, "armed": False}
+
+            def on_success(msg: Bool) -> None:
+                if state["armed"] and msg.data:
+                    state["success"] = True
+
+            client.node.create_subscription(Bool, "/sim/task_success", on_success, LATCHED_QOS)
+
+            def call(service: str, srv_type, request):
+                try:
+                    return client.call(srv_type, service, request)
+                except NodeUnavailable as exc:
+                    raise RuntimeError(f"{exc} (see logs in {log_dir})") from None
+
+            call("/vla_policy_node/enable", SetBool, SetBool.Request(data=False))
+            for ep in range(s.episodes):
+                call("/vla_policy_node/enable", SetBool, SetBool.Request(data=False))
+                state["armed"], state["success"] = False, False
+                reply = call("/mujoco_sim/reset", Trigger, Trigger.Request())
+                if not reply.success:
+                    raise RuntimeError(f"sim reset failed: {reply.message}")
+                time.sleep(0.2)  # the latched success=False of the reset arrives first
+                state["armed"] = True
+                start = client.now()
+                reply = call("/vla_policy_node/enable", SetBool, SetBool.Request(data=True))
+                if not reply.success:
+                    raise RuntimeError(f"policy node refused to start: {reply.message}")
+                client.wait_until(lambda: state["success"] or client.now() - start >= s.episode_s, math.inf)
+                call("/vla_policy_node/enable", SetBool, SetBool.Request(data=False))
+                result.successes.append(bool(state["success"]))
+                progress(f"[ros] episode {ep + 1}/{s.episodes}: {'success' if state['success'] else 'fail'}")
     finally:
-        children.stop()  # first, whatever happens below
-        executor.shutdown(timeout_sec=5.0)
-        spin.join(timeout=5.0)  # a spinning thread left at exit aborts the interpreter
-        node.destroy_node()
-        rclpy.shutdown(context=context)
+        children.stop()
     result.seconds = time.monotonic() - t0
     return result
 
@@ -338,16 +310,16 @@ def evaluate_with_operator(policy: PolicySwitch, keys: KeySource, episodes: int,
 
 
 class RosPolicySwitch:
-    """The policy node's ~/enable (std_srvs/SetBool) through a RosClient; `check` runs first
-    (a started policy node that died is reported with its log)."""
+    """The policy node's ~/enable (std_srvs/SetBool) through a RosClient (whose `check` reports a
+    started policy node that died, with its log)."""
 
-    def __init__(self, client, node: str, check: Callable[[], None] = lambda: None):
-        self.client, self.node, self.check = client, node.rstrip("/"), check
+    def __init__(self, client, node: str):
+        self.client, self.node = client, node.rstrip("/")
 
     def enable(self, on: bool) -> str:
         from std_srvs.srv import SetBool
 
-        self.check()
+        self.client.check()
         reply = self.client.call(SetBool, f"{self.node}/enable", SetBool.Request(data=on))
         if not reply.success:
             raise RuntimeError(f"{self.node} refused to switch {'on' if on else 'off'}: {reply.message}")
@@ -377,8 +349,8 @@ def evaluate_real(s: EvalSettings, log_dir: Path, keys: KeySource, progress=prin
             children.start("policy", real_policy_command(s))
         if s.viewer:
             children.start("viewer", viewer_command(s.viewer))
-        with RosClient("evaluator", timeout_s=timeout_s) as client:
-            policy = RosPolicySwitch(client, s.policy_node, check=children.check)
+        with RosClient("evaluator", timeout_s=timeout_s, check=children.check) as client:
+            policy = RosPolicySwitch(client, s.policy_node)
             try:
                 policy.enable(False)  # waits for the node (a started one loads its checkpoint first)
                 if s.policy is None and s.instruction:
