@@ -4,6 +4,7 @@ called) and the real recorder and policy nodes in child processes. Every test us
 namespace, so the nodes of one test never answer another's call."""
 from __future__ import annotations
 
+import contextlib
 import re
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import sys
 import threading
 import uuid
 from pathlib import Path
+from typing import Any, Iterator
 
 import pytest
 
@@ -69,6 +71,23 @@ class ControlledNode(Node):
             self.instructions.append(msg.data)
 
 
+@contextlib.contextmanager
+def running_ctl(context, *args: str) -> Iterator[tuple[subprocess.Popen, Any]]:
+    """so100_ctl running in the background, and a node of this process to watch the graph with;
+    both cleaned up on leaving. SIGINT goes back to its default in the child: a pytest started in
+    the background by a non-interactive shell passes SIGINT on ignored, and Python keeps that."""
+    proc = subprocess.Popen([*ctl_command(), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    watcher = rclpy.create_node("watcher", context=context)
+    try:
+        yield proc, watcher
+    finally:
+        watcher.destroy_node()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 @pytest.fixture()
 def ns() -> str:
     return f"ctl_{uuid.uuid4().hex[:8]}"
@@ -122,20 +141,12 @@ def test_sim_reset_and_recorder_pause(nodes, ns):
 
 
 def test_instruction_waits_for_its_subscriber(rclpy_context, nodes, ns):
-    proc = subprocess.Popen([*ctl_command(), "-n", ns, "instruction", "pick up the cube", "--timeout", "60"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    watcher = rclpy.create_node("watcher", context=rclpy_context)
-    try:
+    with running_ctl(rclpy_context, "-n", ns, "instruction", "pick up the cube", "--timeout", "60") as (proc, watcher):
         # the tool publishes into a graph with no subscriber yet: it must hold the message back
         assert wait_for(lambda: watcher.count_publishers(f"/{ns}/vla/instruction") >= 1, 30)
         assert proc.poll() is None
         policy = nodes("vla_policy_node", f"/{ns}")
         out, err = proc.communicate(timeout=60)
-    finally:
-        watcher.destroy_node()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == EXIT_OK, err
     assert policy.instructions == ["pick up the cube"]
     assert "delivered to 1 subscriber" in out
@@ -180,21 +191,11 @@ def test_nodes_with_nothing_running_exits_2(ns):
 
 
 def test_ctrl_c_exits_130_without_traceback(rclpy_context, ns):
-    # SIGINT back to its default in the child: a pytest started in the background by a
-    # non-interactive shell passes SIGINT on ignored, and Python then keeps ignoring it
-    proc = subprocess.Popen([*ctl_command(), "-n", ns, "enable", "--timeout", "120"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    watcher = rclpy.create_node("watcher", context=rclpy_context)
-    try:  # interrupt it while it waits for the service
+    with running_ctl(rclpy_context, "-n", ns, "enable", "--timeout", "120") as (proc, watcher):
+        # interrupt it while it waits for the service
         assert wait_for(lambda: any(n.startswith("so100_ctl_") for n in watcher.get_node_names()), 30)
         proc.send_signal(signal.SIGINT)
         _out, err = proc.communicate(timeout=30)
-    finally:
-        watcher.destroy_node()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == EXIT_INTERRUPTED
     assert "Traceback" not in err
 
