@@ -28,7 +28,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from so100_bringup.control.follower import TrajectoryFollower
-from so100_description.joints import JOINT_NAMES, joint_limits, strip_prefix
+from so100_description.joints import JOINT_NAMES, LimitArrays, strip_prefix
 
 log = logging.getLogger(__name__)
 
@@ -202,9 +202,9 @@ def action_follower(prefix: str = "", variant: str = "so101",
                     joints: Sequence[str] = JOINT_NAMES) -> TrajectoryFollower:
     """The follower the recorder samples its trajectory actions from: the controllers' joint
     names (with `prefix`) and the variant's position limits, as the controllers clamp them."""
-    lims = joint_limits(variant)
-    return TrajectoryFollower([prefix + j for j in joints], [0.0] * len(joints),
-                              lower=[lims[j].lower for j in joints], upper=[lims[j].upper for j in joints])
+    limits = LimitArrays.for_joints(joints, variant)
+    return TrajectoryFollower([prefix + j for j in joints], [0.0] * len(joints), lower=limits.lower,
+                              upper=limits.upper)
 
 
 @dataclass(frozen=True)

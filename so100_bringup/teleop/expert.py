@@ -20,7 +20,7 @@ from typing import Sequence
 import numpy as np
 
 from so100_bringup.control.follower import TrajectoryPoint
-from so100_description.joints import ARM_JOINTS, JOINT_NAMES, joint_limits
+from so100_description.joints import ARM_JOINTS, JOINT_NAMES, LimitArrays
 
 DOWN = np.array([0.0, 0.0, -1.0])
 
@@ -73,9 +73,8 @@ class PickPlaceExpert:
         self.ik = ik
         self.s = settings or ExpertSettings()
         self.cube_half = cube_size_m / 2
-        lims = joint_limits(variant)
-        self.lower = np.array([lims[j].lower for j in JOINT_NAMES])
-        self.upper = np.array([lims[j].upper for j in JOINT_NAMES])
+        limits = LimitArrays.for_joints(JOINT_NAMES, variant)
+        self.lower, self.upper = limits.lower, limits.upper
         self._roll_index = list(self.ik.joint_names).index("wrist_roll")
         self.gripper_link = gripper_link
 
