@@ -6,6 +6,7 @@ real, which drive nodes an operator started, as `ros2 service call` / `ros2 para
 """
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from dataclasses import dataclass
@@ -51,10 +52,10 @@ class RosClient:
     def __init__(self, name: str, timeout_s: float = 30.0, namespace: str = "", use_sim_time: bool = False,
                  check: Callable[[], None] = lambda: None):
         import rclpy
-        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.parameter import Parameter
         from rclpy.signals import SignalHandlerOptions
 
-        from rclpy.parameter import Parameter
+        from so100_common.ros_node import spinning
 
         self.timeout_s = float(timeout_s)
         self.check = check
@@ -62,16 +63,14 @@ class RosClient:
         self._diagnostics: dict[str, dict[str, str]] = {}  # by the "node" value of a status
         self._lock = threading.Lock()
         self.context = rclpy.Context()
-        self.node = self._executor = self._spin = None
+        self.node = None
+        self._spinning = contextlib.ExitStack()  # the executor thread, shut down by close()
         rclpy.init(args=[], context=self.context, signal_handler_options=SignalHandlerOptions.NO)
         try:
             self.node = rclpy.create_node(name, namespace=full_name(namespace), context=self.context,
                                           start_parameter_services=False,
                                           parameter_overrides=[Parameter("use_sim_time", value=use_sim_time)])
-            self._executor = SingleThreadedExecutor(context=self.context)
-            self._executor.add_node(self.node)
-            self._spin = threading.Thread(target=self._executor.spin, daemon=True)
-            self._spin.start()
+            self._spinning.enter_context(spinning(self.node))
         except BaseException:  # Ctrl-C while starting: a half-built client must not hang the exit
             self.close()
             raise
@@ -85,10 +84,7 @@ class RosClient:
     def close(self) -> None:
         import rclpy
 
-        if self._executor is not None:
-            self._executor.shutdown(timeout_sec=30.0)  # returns at once unless the machine is loaded
-        if self._spin is not None:
-            self._spin.join(timeout=30.0)  # a spinning thread left at exit aborts the interpreter
+        self._spinning.close()
         if self.node is not None:
             self.node.destroy_node()
         rclpy.try_shutdown(context=self.context)
