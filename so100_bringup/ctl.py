@@ -180,16 +180,21 @@ def graph_nodes(node: Node, namespace: str) -> list[NodeInfo]:
 
 
 def wait_for_graph(client: RosClient, namespace: str, timeout: float) -> list[NodeInfo]:
-    """The nodes once discovery has settled: the list unchanged for GRAPH_SETTLE_S, or `timeout`."""
+    """The nodes in `namespace` once discovery has settled: at least one of them seen and their
+    list unchanged for GRAPH_SETTLE_S, or `timeout`. Nodes elsewhere on the domain (another lab's,
+    another test's) neither count nor unsettle it: discovery reaches them and ours in no fixed order."""
+    own = client.node.get_fully_qualified_name()
     seen: list[str] = []
     since = time.monotonic()
 
     def settled() -> bool:
         nonlocal seen, since
-        names = sorted(full_name(n, ns) for n, ns in client.node.get_node_names_and_namespaces())
+        names = sorted(full for full, ns in ((full_name(n, ns), ns) for n, ns in
+                                              client.node.get_node_names_and_namespaces())
+                       if full != own and in_namespace(ns, namespace))
         if names != seen:
             seen, since = names, time.monotonic()
-        return len(seen) > 1 and time.monotonic() - since >= GRAPH_SETTLE_S  # 1 = this tool alone
+        return bool(seen) and time.monotonic() - since >= GRAPH_SETTLE_S
 
     client.wait_until(settled, timeout)
     return graph_nodes(client.node, namespace)
@@ -318,8 +323,14 @@ def run(args: argparse.Namespace, client: RosClient) -> int:
         nodes = wait_for_graph(client, args.namespace, args.timeout)
         if not nodes:
             where = f" in namespace /{args.namespace.strip('/')}" if args.namespace.strip("/") else ""
+            own = client.node.get_fully_qualified_name()
+            elsewhere = sorted(full for full in (full_name(n, ns) for n, ns in
+                                                 client.node.get_node_names_and_namespaces()) if full != own)
+            seen = (f"; nodes elsewhere on this domain: {', '.join(elsewhere[:8])}"
+                    + (f" and {len(elsewhere) - 8} more" if len(elsewhere) > 8 else "")) if elsewhere else ""
             raise NoAnswer(f"no ROS nodes found{where} within {args.timeout:g} s: start them, and check that "
-                           "ROS_DOMAIN_ID (and ROS_LOCALHOST_ONLY / ROS_AUTOMATIC_DISCOVERY_RANGE) match theirs")
+                           "ROS_DOMAIN_ID (and ROS_LOCALHOST_ONLY / ROS_AUTOMATIC_DISCOVERY_RANGE) match "
+                           f"theirs{seen}")
         print(format_nodes(nodes, measure_rates(client, nodes, args.window), args.window))
         return EXIT_OK
     service, srv_type, request = service_request(args)

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from pathlib import Path
 from typing import Any, Iterator
@@ -184,10 +185,27 @@ def test_a_service_in_another_namespace_is_pointed_out(nodes, ns):
     assert f"/{ns}/vla_policy_node/enable" in out.stderr and f"--namespace /{ns}" in out.stderr
 
 
-def test_nodes_with_nothing_running_exits_2(ns):
+def test_nodes_waits_for_its_namespace_past_nodes_elsewhere(rclpy_context, nodes, ns):
+    # a lab's (or another test's) node is on the domain before ours: the tool must not settle on it
+    nodes("elsewhere_node", f"/{ns}_other")
+    with running_ctl(rclpy_context, "-n", ns, "nodes", "--window", "0.5", "--timeout", "60") as (proc, watcher):
+        assert wait_for(lambda: any(n.startswith("so100_ctl_") for n in watcher.get_node_names()), 30)
+        time.sleep(2.0)  # several settle periods with only the other namespace's node in the graph
+        nodes("vla_policy_node", f"/{ns}")
+        out, err = proc.communicate(timeout=90)
+    assert proc.returncode == EXIT_OK, err
+    assert out.splitlines()[0] == f"/{ns}/vla_policy_node"
+    assert f"{ns}_other" not in out
+
+
+def test_nodes_with_nothing_running_exits_2_and_names_nodes_elsewhere(nodes, ns):
     out = ctl("-n", ns, "nodes", "--timeout", "1")
     assert out.returncode == EXIT_NO_ANSWER
     assert f"no ROS nodes found in namespace /{ns}" in out.stderr
+    nodes("vla_policy_node", f"/{ns}_left")
+    out = ctl("-n", ns, "nodes", "--timeout", "3")
+    assert out.returncode == EXIT_NO_ANSWER
+    assert f"nodes elsewhere on this domain: /{ns}_left/vla_policy_node" in out.stderr
 
 
 def test_ctrl_c_exits_130_without_traceback(rclpy_context, ns):
