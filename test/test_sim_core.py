@@ -151,6 +151,17 @@ def test_pacer_holds_the_target_rtf_and_never_sprints_after_a_stall():
     pacer.wait(0.2)
     pacer.wait(0.3)
     assert slept == [pytest.approx(0.2)]  # re-anchored: paced from the stall, no catch-up
+    assert (pacer.steps, pacer.late_steps) == (3, 1)  # the stall is the one missed deadline
+
+
+def test_pacer_counts_steps_later_than_its_threshold_as_missed():
+    wall = [0.0]
+    pacer = Pacer(1.0, wall=lambda: wall[0], sleep=lambda dt: None, late_s=0.05)
+    pacer.wait(0.0)
+    for step, lag in enumerate((0.0, 0.04, 0.06, 0.0), start=1):
+        wall[0] = step * 0.01 + lag
+        pacer.wait(step * 0.01)
+    assert (pacer.steps, pacer.late_steps) == (4, 1)  # 40 ms behind is on time, 60 ms is late
 
 
 def test_mesh_simplification_keeps_the_shape():

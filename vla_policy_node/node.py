@@ -366,6 +366,7 @@ class PolicyNode(Node):
             "dropped_actions": st.dropped_actions, "stale_chunks": st.stale_chunks,
             "plan_remaining_s": self.scheduler.remaining_time(now),
             "limited_knots": self.limiter.clamped_knots, "rejected_joint_states": self.builder.rejected_states,
+            "stalls": s.stalls, "image_stalls": s.image_stalls,
             "image_errors": self.image_errors, "task": self.builder.task, "fault": s.fault,
         }
         status = diagnostic_status(f"{self.get_name()}: policy", level, message, values)

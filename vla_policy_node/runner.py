@@ -30,6 +30,8 @@ class RunnerStatus:
     estopped: bool = False
     fault: str = ""  # last fault that disabled the loop
     waiting: str = ""  # why no inference is running right now (missing/stale input)
+    stalls: int = 0  # times an inference was due and an input was missing or stale
+    image_stalls: int = 0  # of those, the ones an image held up
     inferences: int = 0
     published: int = 0
     last_inference_s: float = float("nan")  # backend call
@@ -177,6 +179,9 @@ class PolicyRunner:
         return True
 
     def _set_waiting(self, reason: str) -> None:
+        if reason and not self.status.waiting:
+            self.status.stalls += 1
+            self.status.image_stalls += "image" in reason
         if reason and reason.split(" (")[0] != self.status.waiting.split(" (")[0]:
             self._log("warn", f"waiting for inputs: {reason}")
         self.status.waiting = reason

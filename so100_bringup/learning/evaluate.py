@@ -175,58 +175,94 @@ def policy_command(s: EvalSettings) -> list[str]:
         **s.node_params})
 
 
-def evaluate_ros(s: EvalSettings, log_dir: Path, progress=print) -> EvalResult:
-    from std_msgs.msg import Bool
-    from std_srvs.srv import SetBool, Trigger
+class RosEpisodes:
+    """The sim node and the policy node as processes over real DDS (sim time), driven one
+    episode at a time through their services. A context manager: the processes stop on leaving.
+    `children` and `client` are open to callers (the soak reads their processes and diagnostics)."""
 
-    from so100_bringup.ros_client import NodeUnavailable, RosClient
-    from so100_common.ros_node import LATCHED_QOS
-    from vla_policy_node.backends.base import read_spec_from_config
+    def __init__(self, s: EvalSettings, log_dir: Path, progress=print):
+        self.s, self.log_dir, self.progress = s, log_dir, progress
+        self.children: Children | None = None
+        self.client = None
+        self._state = {"success": False, "armed": False}
 
-    t0 = time.monotonic()
-    log_dir.mkdir(parents=True, exist_ok=True)
-    cameras = read_spec_from_config(Path(s.policy)).camera_names
-    children = Children(log_dir, child_env(), say=progress)
-    result = EvalResult("ros")
-    try:
-        children.start("sim", sim_command(s, cameras))
-        children.start("policy", policy_command(s))
-        if s.viewer:
-            children.start("viewer", viewer_command(s.viewer, cameras=cameras))
-        with RosClient("evaluator", timeout_s=120.0, use_sim_time=True, check=children.check) as client:
-            state = {"success": False, "armed": False}
+    def __enter__(self) -> "RosEpisodes":
+        from std_msgs.msg import Bool
+
+        from so100_bringup.ros_client import RosClient
+        from so100_common.ros_node import LATCHED_QOS
+        from vla_policy_node.backends.base import read_spec_from_config
+
+        s = self.s
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        cameras = read_spec_from_config(Path(s.policy)).camera_names
+        self.children = Children(self.log_dir, child_env(), say=self.progress)
+        try:
+            self.children.start("sim", sim_command(s, cameras))
+            self.children.start("policy", policy_command(s))
+            if s.viewer:
+                self.children.start("viewer", viewer_command(s.viewer, cameras=cameras))
+            self.client = RosClient("evaluator", timeout_s=120.0, use_sim_time=True, check=self.children.check)
 
             def on_success(msg: Bool) -> None:
-                if state["armed"] and msg.data:
-                    state["success"] = True
+                if self._state["armed"] and msg.data:
+                    self._state["success"] = True
 
-            client.node.create_subscription(Bool, "/sim/task_success", on_success, LATCHED_QOS)
+            self.client.node.create_subscription(Bool, "/sim/task_success", on_success, LATCHED_QOS)
+            self._enable(False)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
 
-            def call(service: str, srv_type, request):
-                try:
-                    return client.call(srv_type, service, request)
-                except NodeUnavailable as exc:
-                    raise RuntimeError(f"{exc} (see logs in {log_dir})") from None
+    def __exit__(self, *exc) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+        if self.children is not None:
+            self.children.stop()
 
-            call("/vla_policy_node/enable", SetBool, SetBool.Request(data=False))
-            for ep in range(s.episodes):
-                call("/vla_policy_node/enable", SetBool, SetBool.Request(data=False))
-                state["armed"], state["success"] = False, False
-                reply = call("/mujoco_sim/reset", Trigger, Trigger.Request())
-                if not reply.success:
-                    raise RuntimeError(f"sim reset failed: {reply.message}")
-                time.sleep(0.2)  # the latched success=False of the reset arrives first
-                state["armed"] = True
-                start = client.now()
-                reply = call("/vla_policy_node/enable", SetBool, SetBool.Request(data=True))
-                if not reply.success:
-                    raise RuntimeError(f"policy node refused to start: {reply.message}")
-                client.wait_until(lambda: state["success"] or client.now() - start >= s.episode_s, math.inf)
-                call("/vla_policy_node/enable", SetBool, SetBool.Request(data=False))
-                result.successes.append(bool(state["success"]))
-                progress(f"[ros] episode {ep + 1}/{s.episodes}: {'success' if state['success'] else 'fail'}")
-    finally:
-        children.stop()
+    def _call(self, service: str, srv_type, request):
+        from so100_bringup.ros_client import NodeUnavailable
+
+        try:
+            return self.client.call(srv_type, service, request)
+        except NodeUnavailable as exc:
+            raise RuntimeError(f"{exc} (see logs in {self.log_dir})") from None
+
+    def _enable(self, on: bool):
+        from std_srvs.srv import SetBool
+
+        return self._call("/vla_policy_node/enable", SetBool, SetBool.Request(data=on))
+
+    def run(self) -> bool:
+        """One episode: policy off, sim reset, policy on, wait for success or `episode_s` of sim time."""
+        from std_srvs.srv import Trigger
+
+        client, state = self.client, self._state
+        self._enable(False)
+        state["armed"], state["success"] = False, False
+        reply = self._call("/mujoco_sim/reset", Trigger, Trigger.Request())
+        if not reply.success:
+            raise RuntimeError(f"sim reset failed: {reply.message}")
+        time.sleep(0.2)  # the latched success=False of the reset arrives first
+        state["armed"] = True
+        start = client.now()
+        reply = self._enable(True)
+        if not reply.success:
+            raise RuntimeError(f"policy node refused to start: {reply.message}")
+        client.wait_until(lambda: state["success"] or client.now() - start >= self.s.episode_s, math.inf)
+        self._enable(False)
+        return bool(state["success"])
+
+
+def evaluate_ros(s: EvalSettings, log_dir: Path, progress=print) -> EvalResult:
+    t0 = time.monotonic()
+    result = EvalResult("ros")
+    with RosEpisodes(s, log_dir, progress) as episodes:
+        for ep in range(s.episodes):
+            result.successes.append(episodes.run())
+            progress(f"[ros] episode {ep + 1}/{s.episodes}: {'success' if result.successes[-1] else 'fail'}")
     result.seconds = time.monotonic() - t0
     return result
 

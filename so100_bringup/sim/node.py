@@ -145,7 +145,7 @@ class MujocoSimNode(Node):
 
         self._periodic = {"clock": Periodic(p["clock_rate_hz"]), "joints": Periodic(p["joint_state_rate_hz"]),
                           "camera": Periodic(p["camera_rate_hz"]), "success": Periodic(p["task_success_rate_hz"])}
-        self.pacer = Pacer(p["real_time_factor"])
+        self.pacer = Pacer(p["real_time_factor"], late_s=1.0 / p["camera_rate_hz"])
         self.frames = 0
         self.render_s = 0.0
         self._running = True
@@ -260,6 +260,7 @@ class MujocoSimNode(Node):
         ctl = self.controller.status()
         values = {"sim_time_s": self.sim.time, "real_time_factor": self.pacer.measured_rtf,
                   "target_real_time_factor": self.p["real_time_factor"],
+                  "steps": self.pacer.steps, "late_steps": self.pacer.late_steps,
                   "render_ms_per_frame_set": 1000.0 * self.render_s / frames,
                   "episode": self.sim.episode.index, "task_success": self.sim.task_success(),
                   "bad_commands": ctl.rejected_commands, "goals_clamped": ctl.goals_clamped,

@@ -29,14 +29,20 @@ class Pacer:
     """Keeps sim time at `rtf` x wall time (rtf <= 0: as fast as possible) and measures RTF.
 
     When the sim cannot keep up it simply runs slower: no catch-up burst after a slow stretch.
+    Counts its missed deadlines: steps that began more than `late_s` after their wall-clock due
+    time (the sim node uses one camera period: an observation the policy was owed came late).
     """
 
     def __init__(self, rtf: float, wall: Callable[[], float] = time.monotonic,
-                 sleep: Callable[[float], None] = time.sleep, max_lag_s: float = 0.1):
+                 sleep: Callable[[float], None] = time.sleep, max_lag_s: float = 0.1,
+                 late_s: float = 1.0 / 30.0):
         self.rtf = rtf
         self._wall = wall
         self._sleep = sleep
         self._max_lag = max_lag_s
+        self._late = late_s
+        self.steps = 0
+        self.late_steps = 0  # missed deadlines: steps that began more than `late_s` behind schedule
         self._anchor_wall: float | None = None
         self._anchor_sim = 0.0
         self._window: tuple[float, float] | None = None
@@ -50,6 +56,8 @@ class Pacer:
             return
         if self.rtf > 0:
             due = self._anchor_wall + (sim_time - self._anchor_sim) / self.rtf
+            self.steps += 1
+            self.late_steps += now - due > self._late
             if due > now:
                 self._sleep(due - now)
                 now = self._wall()
