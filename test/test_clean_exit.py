@@ -60,7 +60,8 @@ CASES: dict[str, Case] = {
 # its children in order on Ctrl-C and exits 130, the shell's code for "interrupted" (its own tests
 # check that); so100_calibrate and so100_ctl do the same.
 TOOLS = {"so100_calibrate", "so100_demo", "so100_train", "so100_evaluate", "so100_record_direct",
-         "so100_record_sim", "so100_record", "so100_ctl", "so100_bag2lerobot", "so100_lerobot2bag"}
+         "so100_record_sim", "so100_record", "so100_ctl", "so100_bag2lerobot", "so100_lerobot2bag",
+         "so100_soak"}
 
 
 def _console_scripts() -> dict[str, str]:
